@@ -1,0 +1,122 @@
+"""Images in and out: scikit-image's bundled test images by name, image files by path, PNG output.
+
+Images are float32 arrays in ``[0, 1]`` with shape ``(H, W, C)``, ``C`` = 1 (grayscale) or 3 (RGB).
+Nothing here touches the network: every named image ships inside the scikit-image wheel.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+#: Bundled images (name -> ``skimage.data`` function), all stored in the scikit-image wheel.
+BUNDLED = {
+    "astronaut": "astronaut", "brick": "brick", "camera": "camera", "cat": "cat", "chelsea": "chelsea",
+    "checkerboard": "checkerboard", "clock": "clock", "coffee": "coffee", "coins": "coins",
+    "colorwheel": "colorwheel", "grass": "grass", "gravel": "gravel", "hubble": "hubble_deep_field",
+    "immunohistochemistry": "immunohistochemistry", "moon": "moon", "page": "page",
+    "phantom": "shepp_logan_phantom", "retina": "retina", "rocket": "rocket", "text": "text",
+}
+
+FILE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".npy")
+
+
+class ImageError(ValueError):
+    """An image that cannot be found, read or used; the message says what was expected."""
+
+
+def image_label(spec: str) -> str:
+    """A short name for outputs: the bundled name, or the file name without suffix."""
+    if spec in BUNDLED:
+        return spec
+    return os.path.splitext(os.path.basename(spec))[0] or "image"
+
+
+def _read(spec: str) -> np.ndarray:
+    if spec in BUNDLED:
+        import skimage.data
+
+        return np.asarray(getattr(skimage.data, BUNDLED[spec])())
+    if not os.path.exists(spec):
+        raise ImageError(f"no bundled image or file named {spec!r} (bundled: {', '.join(sorted(BUNDLED))})")
+    if not spec.lower().endswith(FILE_SUFFIXES):
+        raise ImageError(f"cannot read {spec!r}: expected one of {', '.join(FILE_SUFFIXES)}")
+    try:
+        if spec.lower().endswith(".npy"):
+            return np.load(spec, allow_pickle=False)
+        import imageio.v3 as iio
+
+        return np.asarray(iio.imread(spec))
+    except Exception as exc:  # unreadable or corrupt file: one actionable line
+        first_line = (str(exc).splitlines() or [""])[0]
+        raise ImageError(f"cannot read image file {spec!r}: {type(exc).__name__}: {first_line}") from None
+
+
+def to_float_image(a: np.ndarray) -> np.ndarray:
+    """Any 2-D/3-D numeric array to float32 ``(H, W, C)`` in ``[0, 1]`` (integers scaled by their dtype's max)."""
+    a = np.asarray(a)
+    if a.dtype == bool:
+        a = a.astype(np.float32)
+    elif np.issubdtype(a.dtype, np.integer):
+        a = a.astype(np.float32) / np.iinfo(a.dtype).max
+    elif np.issubdtype(a.dtype, np.floating):
+        a = a.astype(np.float32)
+    else:
+        raise ImageError(f"image array has unsupported dtype {a.dtype}")
+    if a.ndim == 2:
+        a = a[..., None]
+    if a.ndim != 3 or a.shape[-1] not in (1, 2, 3, 4):
+        raise ImageError(f"expected an (H, W) or (H, W, C) image with C in 1..4, got shape {a.shape}")
+    if a.shape[-1] == 2:  # gray + alpha
+        a = a[..., :1]
+    if a.shape[-1] == 4:  # RGBA: drop alpha
+        a = a[..., :3]
+    if not np.all(np.isfinite(a)):
+        raise ImageError("image contains NaN or infinite values")
+    if a.min() < 0 or a.max() > 1:
+        raise ImageError(f"float image values must lie in [0, 1], got [{a.min():.3g}, {a.max():.3g}]")
+    return a
+
+
+def center_crop_resize(img: np.ndarray, size: int) -> np.ndarray:
+    """Crop the central square and resize it to ``size x size`` (anti-aliased when shrinking)."""
+    from skimage.transform import resize
+
+    h, w = img.shape[:2]
+    s = min(h, w)
+    top, left = (h - s) // 2, (w - s) // 2
+    img = img[top : top + s, left : left + s]
+    if s != size:
+        img = resize(img, (size, size, img.shape[-1]), order=3, anti_aliasing=s > size, mode="reflect")
+    return np.clip(img, 0.0, 1.0).astype(np.float32)
+
+
+def load_image(spec: str, size: int | None = None, channels: int | None = None) -> np.ndarray:
+    """Load a bundled image by name (see :data:`BUNDLED`) or a PNG/JPEG/TIFF/NPY file.
+
+    ``size``: centre-crop to a square and resize to ``size x size``. ``channels``: 1 converts to grayscale
+    (ITU-R 601 luma), 3 repeats a grayscale image; ``None`` keeps the image's own.
+    """
+    img = to_float_image(_read(spec))
+    if channels == 1 and img.shape[-1] == 3:
+        img = (img @ np.array([0.299, 0.587, 0.114], np.float32))[..., None]
+    elif channels == 3 and img.shape[-1] == 1:
+        img = np.repeat(img, 3, axis=-1)
+    elif channels not in (None, 1, 3):
+        raise ImageError(f"channels must be 1 or 3, got {channels}")
+    if size is not None:
+        if size < 1:
+            raise ImageError(f"image size must be positive, got {size}")
+        img = center_crop_resize(img, size)
+    return img
+
+
+def save_png(path: str, img) -> None:
+    """Write an image in ``[0, 1]`` (``(H, W)``, ``(H, W, 1)`` or ``(H, W, 3)``) as an 8-bit PNG."""
+    import imageio.v3 as iio
+
+    a = np.clip(np.asarray(img, np.float32), 0.0, 1.0)
+    if a.ndim == 3 and a.shape[-1] == 1:
+        a = a[..., 0]
+    iio.imwrite(path, (a * 255.0 + 0.5).astype(np.uint8))

@@ -1,0 +1,51 @@
+"""Image quality metrics in JAX, batched over leading axes: PSNR and SSIM for images in ``[0, 1]``, channels last."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+
+def psnr(x, ref, data_range: float = 1.0):
+    """Peak signal-to-noise ratio ``10 log10(R² / MSE)`` in dB over the last three axes ``(H, W, C)``."""
+    x, ref = jnp.asarray(x), jnp.asarray(ref)
+    mse = jnp.mean((x - ref) ** 2, axis=(-3, -2, -1))
+    return 10.0 * jnp.log10(data_range**2 / mse)
+
+
+def _gaussian_taps(sigma: float, truncate: float):
+    radius = int(truncate * sigma + 0.5)
+    r = jnp.arange(-radius, radius + 1, dtype=jnp.float32)
+    g = jnp.exp(-0.5 * (r / sigma) ** 2)
+    return g / g.sum()
+
+
+def _filter_valid(img, taps):
+    """Separable 'valid' Gaussian filtering of ``(..., H, W)`` arrays (every output's window is inside the image)."""
+    k = taps.shape[0]
+    rows = sum(taps[i] * img[..., i : img.shape[-2] - k + 1 + i, :] for i in range(k))
+    return sum(taps[i] * rows[..., :, i : img.shape[-1] - k + 1 + i] for i in range(k))
+
+
+def ssim(x, ref, data_range: float = 1.0, sigma: float = 1.5, k1: float = 0.01, k2: float = 0.03):
+    """Structural similarity (Wang et al. 2004) with an 11-tap Gaussian window (σ = 1.5), population covariances.
+
+    Matches ``skimage.metrics.structural_similarity(x, ref, channel_axis=-1, gaussian_weights=True, sigma=1.5,
+    use_sample_covariance=False, data_range=data_range)``: the SSIM map is averaged over the pixels whose window lies
+    inside the image (skimage filters the whole image and crops the border of width ``radius``, which is the same
+    set) and then over channels. Works over the last three axes ``(H, W, C)``; leading axes are a batch.
+    """
+    x = jnp.moveaxis(jnp.asarray(x, jnp.float32), -1, -3)  # (..., C, H, W)
+    ref = jnp.moveaxis(jnp.asarray(ref, jnp.float32), -1, -3)
+    taps = _gaussian_taps(sigma, 3.5)
+    mu_x, mu_y = _filter_valid(x, taps), _filter_valid(ref, taps)
+    var_x = _filter_valid(x * x, taps) - mu_x**2
+    var_y = _filter_valid(ref * ref, taps) - mu_y**2
+    cov = _filter_valid(x * ref, taps) - mu_x * mu_y
+    c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
+    s = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
+    return jnp.mean(s, axis=(-3, -2, -1))
+
+
+psnr_jit = jax.jit(psnr)
+ssim_jit = jax.jit(ssim)

@@ -1,0 +1,153 @@
+"""Layers shared by dipjax's networks, written so that ``apply`` is a pure function of the parameters.
+
+* :class:`Conv2d`: 2-D convolution with zero or reflection padding, stride, and a choice of ``weight_init`` —
+  ``"pytorch"`` (``torch.nn.Conv2d`` default: weight and bias ~ U(−b, b), b = 1/√fan_in, fan_in = C_in·k·k; the
+  published DIP-family defaults were tuned with it), ``"normal002"`` (weights N(0, 0.02²), bias 0: aSeqDIP and
+  Self-Guided DIP), or ``"lecun"`` (Flax's default).
+* :class:`BatchNorm1Image`: batch normalisation of a batch of one image, i.e. per-channel normalisation over space.
+  Every DIP-family code trains with batch size 1 and BatchNorm in train mode, so the statistics are the image's
+  own; there are no running averages and no mutable collections. Applied to an ``(N, H, W, C)`` array it normalises
+  each image separately (what a batch of independent size-1 runs does). ε = 1e-5 and biased variance, as PyTorch.
+* :func:`upsample2x`: nearest, or bilinear with ``align_corners`` False (PyTorch ``nn.Upsample`` default) or True.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+from flax import linen as nn
+
+INITS = ("pytorch", "normal002", "lecun")
+
+
+def _uniform(bound):
+    def init(key, shape, dtype=jnp.float32):
+        return jax.random.uniform(key, shape, dtype, -bound, bound)
+    return init
+
+
+def _normal(mean, std):
+    def init(key, shape, dtype=jnp.float32):
+        return mean + std * jax.random.normal(key, shape, dtype)
+    return init
+
+
+class Conv2d(nn.Module):
+    """``k x k`` convolution on ``(..., H, W, C_in)`` with 'same'-style padding of ``(k - 1) // 2`` pixels."""
+
+    features: int
+    kernel_size: int = 3
+    stride: int = 1
+    padding: str = "reflection"  # "reflection" | "zero" | "valid"
+    use_bias: bool = True
+    weight_init: str = "pytorch"
+
+    @nn.compact
+    def __call__(self, x):
+        if self.weight_init not in INITS:
+            raise ValueError(f"unknown initialisation {self.weight_init!r}; expected one of {INITS}")
+        c_in, k = x.shape[-1], self.kernel_size
+        fan_in = c_in * k * k
+        if self.weight_init == "pytorch":
+            w_init = b_init = _uniform(1.0 / math.sqrt(fan_in))
+        elif self.weight_init == "normal002":
+            w_init, b_init = _normal(0.0, 0.02), nn.initializers.zeros
+        else:
+            w_init, b_init = nn.initializers.lecun_normal(), nn.initializers.zeros
+        kernel = self.param("kernel", w_init, (k, k, c_in, self.features))
+        lead = x.shape[:-3]
+        x = x.reshape((-1,) + x.shape[-3:])
+        p = (k - 1) // 2
+        if p and self.padding == "reflection":
+            x = jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)), mode="reflect")
+            pad = "VALID"
+        elif p and self.padding == "zero":
+            pad = ((p, p), (p, p))
+        else:
+            pad = "VALID"
+        y = jax.lax.conv_general_dilated(x, kernel.astype(x.dtype), (self.stride, self.stride), pad,
+                                         dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        if self.use_bias:
+            y = y + self.param("bias", b_init, (self.features,)).astype(y.dtype)
+        return y.reshape(lead + y.shape[1:])
+
+
+class BatchNorm1Image(nn.Module):
+    """PyTorch ``BatchNorm2d`` in train mode on a batch of one image: per-channel normalisation over ``(H, W)``."""
+
+    eps: float = 1e-5
+    weight_init: str = "pytorch"  # "normal002": scale ~ N(1, 0.02²) as in aSeqDIP / SG-DIP
+
+    @nn.compact
+    def __call__(self, x):
+        c = x.shape[-1]
+        scale_init = _normal(1.0, 0.02) if self.weight_init == "normal002" else nn.initializers.ones
+        scale = self.param("scale", scale_init, (c,))
+        bias = self.param("bias", nn.initializers.zeros, (c,))
+        mean = jnp.mean(x, axis=(-3, -2), keepdims=True)
+        var = jnp.mean(jnp.square(x - mean), axis=(-3, -2), keepdims=True)
+        return (x - mean) * jax.lax.rsqrt(var + self.eps) * scale + bias
+
+
+def leaky_relu(x):
+    """LeakyReLU with slope 0.2, DIP's activation."""
+    return jnp.where(x >= 0, x, 0.2 * x)
+
+
+ACTIVATIONS = {"leaky_relu": leaky_relu, "relu": jax.nn.relu, "elu": jax.nn.elu}
+
+
+def _bilinear_axis_half_pixel(x, axis):
+    """×2 linear interpolation along ``axis`` with half-pixel centres (align_corners=False), edges clamped:
+    out[2i] = ¾ x[i] + ¼ x[i−1], out[2i+1] = ¾ x[i] + ¼ x[i+1]."""
+    n = x.shape[axis]
+    prev = jnp.concatenate([jax.lax.slice_in_dim(x, 0, 1, axis=axis), jax.lax.slice_in_dim(x, 0, n - 1, axis=axis)],
+                           axis=axis)
+    nxt = jnp.concatenate([jax.lax.slice_in_dim(x, 1, n, axis=axis), jax.lax.slice_in_dim(x, n - 1, n, axis=axis)],
+                          axis=axis)
+    even, odd = 0.75 * x + 0.25 * prev, 0.75 * x + 0.25 * nxt
+    out = jnp.stack([even, odd], axis=axis + 1)
+    return out.reshape(x.shape[:axis] + (2 * n,) + x.shape[axis + 1:])
+
+
+def _bilinear_axis_corners(x, axis):
+    """×2 linear interpolation along ``axis`` with align_corners=True (the U-Nets of aSeqDIP / milesial)."""
+    n = x.shape[axis]
+    if n == 1:
+        return jnp.repeat(x, 2, axis=axis)
+    pos = jnp.arange(2 * n) * (n - 1) / (2 * n - 1)
+    lo = jnp.clip(jnp.floor(pos).astype(jnp.int32), 0, n - 2)
+    frac = (pos - lo).astype(x.dtype)
+    shape = [1] * x.ndim
+    shape[axis] = 2 * n
+    frac = frac.reshape(shape)
+    return jnp.take(x, lo, axis=axis) * (1 - frac) + jnp.take(x, lo + 1, axis=axis) * frac
+
+
+def upsample2x(x, mode: str = "bilinear", align_corners: bool = False):
+    """Upsample the spatial axes ``(-3, -2)`` of ``(..., H, W, C)`` by 2 (PyTorch ``nn.Upsample`` semantics)."""
+    if mode == "nearest":
+        return jnp.repeat(jnp.repeat(x, 2, axis=-3), 2, axis=-2)
+    if mode != "bilinear":
+        raise ValueError(f"unknown upsampling mode {mode!r}; expected 'nearest' or 'bilinear'")
+    interp = _bilinear_axis_corners if align_corners else _bilinear_axis_half_pixel
+    return interp(interp(x, x.ndim - 3), x.ndim - 2)
+
+
+def downsample2x(x, mode: str):
+    """2×2 average or max pooling over the spatial axes (PyTorch ``AvgPool2d(2)`` / ``MaxPool2d(2)``)."""
+    h, w = x.shape[-3] // 2 * 2, x.shape[-2] // 2 * 2
+    x = x[..., :h, :w, :]
+    blocks = x.reshape(x.shape[:-3] + (h // 2, 2, w // 2, 2, x.shape[-1]))
+    if mode == "avg":
+        return blocks.mean(axis=(-4, -2))
+    if mode == "max":
+        return blocks.max(axis=(-4, -2))
+    raise ValueError(f"unknown pooling mode {mode!r}; expected 'avg' or 'max'")
+
+
+def count_params(params) -> int:
+    """Number of scalar parameters in a pytree."""
+    return int(sum(x.size for x in jax.tree_util.tree_leaves(params)))

@@ -1,0 +1,87 @@
+"""The dipjax command: a real run, the issue's DIP check, batches, and one-line errors for bad input."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from dipjax.cli import main
+
+SMALL = ["--size", "64", "--width", "8", "--steps", "15", "--no-progress"]
+
+
+def _fails(capsys, argv, expected):
+    code = main(argv)
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1 and err.startswith("dipjax: error:"), err
+    assert expected in err, err
+    return err
+
+
+def test_reconstruct_batch_writes_everything(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["reconstruct", "--task", "inpaint", "--image", "camera", "--image", "coins", "--seed", "3",
+                 "--out", str(out)] + SMALL) == 0
+    for name in ("camera", "coins"):
+        folder = out / name
+        assert {p.name for p in folder.iterdir()} == {"estimate.png", "degraded.png", "curve.png", "metrics.json"}
+        m = json.loads((folder / "metrics.json").read_text())
+        for key in ("psnr_input", "psnr_final", "ssim_final", "psnr_peak_oracle", "iter_peak_oracle", "steps",
+                    "seconds", "compile_seconds", "method", "task", "seed"):
+            assert key in m
+        assert m["steps"] == 15 and m["task"] == "inpaint" and m["seed"] == 3 and m["batch_size"] == 2
+        assert m["psnr_peak_oracle"] >= m["psnr_final"] - 1e-4
+    assert "results in" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("task", ["sr", "deblur", "cs"])
+def test_other_tasks_run(tmp_path, task):
+    assert main(["reconstruct", "--task", task, "--image", "moon", "--out", str(tmp_path / task)] + SMALL) == 0
+    m = json.loads((tmp_path / task / "moon" / "metrics.json").read_text())
+    assert np.isfinite(m["psnr_final"]) and m["task"] == task
+
+
+def test_bad_inputs_exit_2_with_one_line_and_write_nothing(tmp_path, capsys):
+    out = str(tmp_path / "out")
+    base = ["reconstruct", "--task", "denoise", "--out", out] + SMALL
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG not really")
+    cases = [
+        (base + ["--image", str(tmp_path / "missing.png")], "no bundled image or file"),
+        (base + ["--image", str(broken)], "cannot read image file"),
+        (base + ["--image", "not-an-image-name"], "no bundled image or file"),
+        (["reconstruct", "--task", "dance", "--image", "camera", "--out", out] + SMALL, "invalid choice: 'dance'"),
+        (base + ["--image", "camera", "--method", "nope"], "invalid choice: 'nope'"),
+        (base + ["--image", "camera", "--size", "48"], "--size 48 does not fit"),
+        (base + ["--image", "camera", "--sigma", "-5"], "--sigma must be non-negative"),
+        (base + ["--image", "camera", "--steps", "0"], "expected a positive integer"),
+        (base + ["--image", "camera", "--steps", "-3"], "expected a positive integer"),
+    ]
+    for argv, expected in cases:
+        _fails(capsys, argv, expected)
+        assert not os.path.exists(out), argv
+    os.makedirs(out)
+    (tmp_path / "out" / "keep.txt").write_text("user data")
+    _fails(capsys, base + ["--image", "camera"], "not empty; pass --overwrite")
+    assert os.listdir(out) == ["keep.txt"]
+
+
+def test_console_script_exit_code_without_traceback(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "dipjax.cli", "reconstruct", "--task", "denoise", "--image",
+                           str(tmp_path / "nope.png"), "--out", str(tmp_path / "o")], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+
+
+def test_issue_check_dip_overfits_camera_64(tmp_path):
+    """The issue's acceptance run: peak ≥ input + 4 dB, and the final iterate visibly below the peak."""
+    out = tmp_path / "dip"
+    assert main(["reconstruct", "--task", "denoise", "--image", "camera", "--sigma", "25", "--method", "dip",
+                 "--size", "64", "--width", "32", "--steps", "3000", "--out", str(out), "--no-progress"]) == 0
+    m = json.loads((out / "camera" / "metrics.json").read_text())
+    assert m["psnr_peak_oracle"] >= m["psnr_input"] + 4.0
+    assert m["psnr_final"] <= m["psnr_peak_oracle"] - 1.5

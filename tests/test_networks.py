@@ -1,0 +1,127 @@
+"""Networks: published parameter counts, initialisation, per-image normalisation, resampling references, sizes."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from dipjax.networks import (BatchNorm1Image, Conv2d, count_params, deep_decoder, medium_unet, shallow_unet,
+                             skip_net, upsample2x)
+
+
+def _skip_count(c_in, c_out, down, up, skip, kd=3, ku=3, ks=1):
+    """Parameter count of DIP's skip net, written from the architecture description (conv weights + biases, BN
+    scale + shift)."""
+    conv = lambda i, o, k: i * o * k * k + o  # noqa: E731
+    bn = lambda c: 2 * c  # noqa: E731
+    total, cin = 0, c_in
+    for i in range(len(down)):
+        if skip[i]:
+            total += conv(cin, skip[i], ks) + bn(skip[i])
+        total += conv(cin, down[i], kd) + bn(down[i]) + conv(down[i], down[i], kd) + bn(down[i])
+        deeper_out = up[i + 1] if i < len(down) - 1 else down[i]
+        total += bn(skip[i] + deeper_out) + conv(skip[i] + deeper_out, up[i], ku) + bn(up[i])
+        total += conv(up[i], up[i], 1) + bn(up[i])  # need1x1_up
+        cin = down[i]
+    return total + conv(up[0], c_out, 1)
+
+
+def test_deep_decoder_published_parameter_count():
+    net = deep_decoder(out_channels=3, k=128, layers=5)  # 6 blocks
+    z = jnp.zeros(net.input_shape(512, 512))
+    assert z.shape == (16, 16, 128)
+    params = jax.eval_shape(net.init, jax.random.key(0), z)
+    assert count_params(params) == 100_224  # Heckel & Hand: 7.85x compression of 512x512x3
+    small = deep_decoder(out_channels=3, k=64, layers=5)
+    assert count_params(jax.eval_shape(small.init, jax.random.key(0), jnp.zeros(small.input_shape(512, 512)))) == 25_536
+
+
+@pytest.mark.parametrize("width,scales,skip", [(128, 5, 4), (16, 3, 0), (8, 4, 2)])
+def test_skip_net_parameter_count(width, scales, skip):
+    net = skip_net(out_channels=3, width=width, scales=scales, skip_channels=skip)
+    params = jax.eval_shape(net.init, jax.random.key(0), jnp.zeros((64, 64, 32)))
+    assert count_params(params) == _skip_count(32, 3, [width] * scales, [width] * scales, [skip] * scales)
+
+
+def test_skip_net_output_and_sizes():
+    net = skip_net(out_channels=1, width=8)
+    z = 0.1 * jax.random.uniform(jax.random.key(0), (64, 64, 32))
+    params = net.init(jax.random.key(1), z)
+    out = net.apply(params, z)
+    assert out.shape == (64, 64, 1) and float(out.min()) > 0 and float(out.max()) < 1
+    with pytest.raises(ValueError, match="multiples of 32"):
+        net.check_size(48, 64)
+    with pytest.raises(ValueError, match="at least 64"):
+        net.check_size(32, 32)
+    skip_net(scales=4).check_size(32, 32)
+
+
+def test_pytorch_default_initialisation():
+    conv = Conv2d(16, 3, weight_init="pytorch")
+    x = jnp.zeros((8, 8, 32))
+    p = conv.init(jax.random.key(0), x)["params"]
+    bound = 1 / np.sqrt(32 * 9)  # torch: kaiming_uniform(a=sqrt(5)) gives U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+    w, b = np.asarray(p["kernel"]), np.asarray(p["bias"])
+    assert np.abs(w).max() <= bound and np.abs(w).max() > 0.95 * bound
+    assert abs(w.std() - bound / np.sqrt(3)) < 0.05 * bound / np.sqrt(3)
+    assert np.abs(b).max() <= bound
+    p2 = Conv2d(16, 3, weight_init="normal002").init(jax.random.key(0), x)["params"]
+    assert abs(float(p2["kernel"].std()) - 0.02) < 0.002 and float(jnp.abs(p2["bias"]).max()) == 0
+
+
+def test_batchnorm_of_one_image_is_per_image_spatial_normalisation():
+    bn = BatchNorm1Image()
+    x = 3 + 2 * jax.random.normal(jax.random.key(0), (2, 16, 16, 4))
+    p = bn.init(jax.random.key(1), x)
+    y = bn.apply(p, x)
+    np.testing.assert_allclose(y.mean(axis=(1, 2)), 0, atol=1e-5)
+    np.testing.assert_allclose(y.var(axis=(1, 2)), 1, atol=1e-3)
+    # A stack of images is normalised image by image, as independent batch-size-1 runs would be.
+    np.testing.assert_allclose(bn.apply(p, x[1]), y[1], rtol=1e-6, atol=1e-6)
+
+
+def test_networks_treat_images_independently():
+    net = skip_net(out_channels=3, width=8, scales=3)
+    z = jax.random.uniform(jax.random.key(0), (2, 32, 32, 32))
+    params = net.init(jax.random.key(1), z[0])
+    both = net.apply(params, z)
+    np.testing.assert_allclose(both[1], net.apply(params, z[1]), rtol=1e-5, atol=1e-6)
+
+
+def test_bilinear_upsampling_matches_references():
+    x = jax.random.normal(jax.random.key(0), (5, 7, 3))
+    # align_corners=False (half-pixel centres) for ×2 upsampling equals jax.image.resize's bilinear.
+    ref = jax.image.resize(x, (10, 14, 3), "bilinear")
+    np.testing.assert_allclose(upsample2x(x, "bilinear"), ref, rtol=1e-5, atol=1e-6)
+    # align_corners=True: sample positions i (n - 1) / (2n - 1), separable np.interp reference.
+    xn = np.asarray(x)
+    rows = np.stack([np.stack([np.interp(np.arange(10) * 4 / 9, np.arange(5), xn[:, j, c]) for j in range(7)], 1)
+                     for c in range(3)], -1)
+    full = np.stack([np.stack([np.interp(np.arange(14) * 6 / 13, np.arange(7), rows[i, :, c]) for i in range(10)], 0)
+                     for c in range(3)], -1)
+    np.testing.assert_allclose(upsample2x(x, "bilinear", align_corners=True), full, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(upsample2x(x, "nearest")[::2, ::2], x)
+
+
+def _unet_count(c_in, c_out, f):
+    """Milesial U-Net parts: DoubleConv(i, mid, o) = 3x3 convs without bias, each followed by BN (2 per channel)."""
+    double = lambda i, m, o: i * 9 * m + 2 * m + m * 9 * o + 2 * o  # noqa: E731
+    total = double(c_in, f[0], f[0]) + sum(double(f[j - 1], f[j], f[j]) for j in range(1, len(f)))
+    h = f[-1]
+    for j in reversed(range(1, len(f))):
+        cat, out = f[j - 1] + h, f[max(j - 2, 0)]
+        total += double(cat, cat // 2, out)
+        h = out
+    return total + h * c_out + c_out
+
+
+@pytest.mark.parametrize("factory,c_in,features", [(shallow_unet, 3, (64, 128, 128)),
+                                                   (medium_unet, 2, (64, 128, 256, 256))])
+def test_unets(factory, c_in, features):
+    expected = _unet_count(c_in, c_in, features)
+    net = factory(in_channels=c_in, out_channels=c_in)
+    z = jnp.zeros((32, 32, c_in))
+    params = jax.eval_shape(net.init, jax.random.key(0), z)
+    out = jax.eval_shape(net.apply, params, z)
+    assert out.shape == (32, 32, c_in)
+    assert count_params(params) == expected  # shallow: 1,036,035 (checked by hand)
