@@ -67,7 +67,9 @@ class Result:
     """What :func:`reconstruct` returns. Arrays are numpy; a batch adds a leading axis ``B`` to each.
 
     ``history[name][..., i]`` is the value after step ``i + 1``. Everything named ``*_oracle`` was chosen by looking at
-    ``x_true`` and is not something the method could output.
+    ``x_true`` and is not something the method could output. ``state`` is the final method state: one pytree (with a
+    leading batch axis under ``vmap``), or a list with one state per image under the ``sequential`` strategy.
+    ``init_seconds`` includes compiling ``init``; ``compile_seconds`` is the step's compilation (0 when cached).
     """
 
     x_final: np.ndarray
@@ -229,7 +231,7 @@ def reconstruct(method, problem, key, steps: int, *, stopper=None, batch: str | 
         bar = tqdm(total=steps, desc=desc or method.name, leave=False, dynamic_ncols=True)
     t_run = time.perf_counter()
     t, last_sync = 0, 0
-    pieces = [[] for _ in slots]  # per slot: metrics dicts with time on axis 0, kept on device
+    pieces = [[] for _ in slots]  # per slot: (metrics on device, came from a scan chunk?)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*donated buffers were not usable.*")
         while t < steps:
@@ -239,8 +241,7 @@ def reconstruct(method, problem, key, steps: int, *, stopper=None, batch: str | 
                     state, tracker, metrics = run_chunk(state, tracker, p, k, np.int32(t))
                 else:
                     state, tracker, metrics = run_step(state, tracker, p, k, np.int32(t))
-                    metrics = {name: v[None] for name, v in metrics.items()}
-                pieces[i].append(metrics)
+                pieces[i].append((metrics, use_chunk))
                 slots[i] = (state, tracker, p, k)
             t += n_chunk if use_chunk else 1
             if t - last_sync >= sync_every or t == steps:
@@ -259,8 +260,11 @@ def reconstruct(method, problem, key, steps: int, *, stopper=None, batch: str | 
     states = [s[0] for s in slots]
     trackers = [s[1] for s in slots]
     x_final = gather([np.asarray(estimate(st, s[2])) for st, s in zip(states, slots)])
-    history = {name: gather([np.moveaxis(np.concatenate([np.asarray(m[name]) for m in pc]), 0, -1) for pc in pieces])
-               for name in pieces[0][0]}
+    def series(piece_list, name):  # time on the last axis
+        return np.moveaxis(np.concatenate([np.asarray(m[name]) if chunked else np.asarray(m[name])[None]
+                                           for m, chunked in piece_list]), 0, -1)
+
+    history = {name: gather([series(pc, name) for pc in pieces]) for name in pieces[0][0][0]}
     result = Result(x_final=x_final, history=history, steps=t, compile_seconds=compile_seconds,
                     init_seconds=init_seconds, run_seconds=run_seconds, strategy=(batch, loop),
                     state=states[0] if len(states) == 1 else states)
@@ -275,9 +279,12 @@ def reconstruct(method, problem, key, steps: int, *, stopper=None, batch: str | 
 
 
 def _update_bar(bar, latest, t):
-    """``latest``: per slot, the last metrics piece (time on axis 0)."""
-    postfix = {"loss": float(np.mean([np.asarray(m["loss"][-1]) for m in latest]))}
-    if "psnr" in latest[0]:
-        postfix["psnr"] = float(np.mean([np.asarray(m["psnr"][-1]) for m in latest]))
+    """``latest``: per slot, the last ``(metrics, chunked)`` piece; shows batch means of the newest step."""
+    def newest(name):
+        return float(np.mean([np.asarray(m[name])[-1] if chunked else np.asarray(m[name]) for m, chunked in latest]))
+
+    postfix = {"loss": newest("loss")}
+    if "psnr" in latest[0][0]:
+        postfix["psnr"] = newest("psnr")
     bar.set_postfix({k: f"{v:.4g}" for k, v in postfix.items()}, refresh=False)
     bar.update(t - bar.n)
