@@ -104,7 +104,7 @@ def run_reconstruct(args) -> list[dict]:
 
     from dipjax.data import ImageError, image_label, load_image
     from dipjax.networks import skip_net
-    from dipjax.tasks import TaskConfig, default_input_noise
+    from dipjax.tasks import TaskConfig, default_input_noise, degradation_key, simulate
 
     if args.sigma < 0:
         raise UsageError(f"--sigma must be non-negative, got {args.sigma}")
@@ -142,18 +142,15 @@ def run_reconstruct(args) -> list[dict]:
         config = TaskConfig(task=args.task, sigma=args.sigma, mask=args.mask, keep=args.keep, factor=args.factor,
                             kernel=args.kernel, kernel_size=args.kernel_size, blur_std=args.blur_std,
                             boundary=args.boundary, ratio=args.ratio)
-        if args.task == "sr" and args.size % args.factor:
-            raise ValueError(f"--size {args.size} is not divisible by --factor {args.factor}")
-        if args.task == "cs" and round(args.ratio * args.size**2 * c) * args.size**2 * c > 2**28:
-            raise ValueError(f"a dense CS matrix for {args.size}x{args.size}x{c} at ratio {args.ratio} exceeds 1 GiB; "
-                             "use a smaller --size or --ratio")
+        # The operators validate their own configuration (SR factor vs size, CS matrix size, kernel vs image).
+        problems = [simulate(config, degradation_key(args.seed, lab), im) for im, lab in zip(images, labels)]
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    return _reconstruct_and_write(args, config, images, labels, net,
+    return _reconstruct_and_write(args, problems, labels, net,
                                   args.input_noise if args.input_noise is not None else default_input_noise(config))
 
 
-def _reconstruct_and_write(args, config, images, labels, net, input_noise) -> list[dict]:
+def _reconstruct_and_write(args, problems, labels, net, input_noise) -> list[dict]:
     import jax
     import numpy as np
 
@@ -163,9 +160,8 @@ def _reconstruct_and_write(args, config, images, labels, net, input_noise) -> li
     from dipjax.metrics import psnr, ssim
     from dipjax.plotting import plot_curve
     from dipjax.problem import stack_problems
-    from dipjax.tasks import degradation_key, degraded_image, simulate
+    from dipjax.tasks import degraded_image
 
-    problems = [simulate(config, degradation_key(args.seed, lab), im) for im, lab in zip(images, labels)]
     kwargs = dict(network=net, input_noise_std=input_noise, output_ema=args.ema)
     if args.lr is not None:
         kwargs["lr"] = args.lr

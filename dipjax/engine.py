@@ -19,11 +19,20 @@ beyond floating-point reassociation (``tests/test_engine.py`` checks this):
 * ``loop``: ``"host"`` calls the jitted step from a Python loop with the state donated, or ``"scan"`` runs chunks of
   ``chunk`` steps inside ``lax.scan``.
 
-Measured on XLA CPU (2 cores; ``experiments/bench_engine.py``, numbers in ``experiments/results/bench_engine/``):
-vmapping independent skip nets turns each convolution into a grouped convolution and lowers throughput, and a rolled
-``lax.scan`` over steps runs many times slower per step than the same step jitted alone (the DESIGN notes report
-2.7× and 10–30×). Hence CPU: ``sequential`` + ``host``. Accelerators: ``vmap`` + ``host``; not yet measured on a GPU
-in this repository (no GPU was available when this was written): run the benchmark there and update the table.
+Measured on XLA CPU (2 cores, jax 0.10.2; ``python experiments/bench_engine.py --steps 20 --repeats 2``, 4 images
+64×64 RGB, skip net width 64; numbers in ``experiments/results/bench_engine/metrics.json``), per iteration of the batch:
+
+==========  =====  ==============  ==================
+batch       loop   ms / iteration  vs sequential+host
+==========  =====  ==============  ==================
+sequential  host   107             1.00×
+vmap        host   277             2.60×  (per-image weights make every convolution a grouped convolution)
+sequential  scan   1142            10.7×  (a rolled ``lax.scan`` over the step is that much slower on XLA CPU)
+vmap        scan   2749            25.8×
+==========  =====  ==============  ==================
+
+Hence CPU: ``sequential`` + ``host``. Accelerators: ``vmap`` + ``host``, which is not yet measured on a GPU in this
+repository (none was available when this was written): run the benchmark there and update this table.
 """
 
 from __future__ import annotations

@@ -60,6 +60,8 @@ def test_bad_inputs_exit_2_with_one_line_and_write_nothing(tmp_path, capsys):
         (base + ["--image", "camera", "--sigma", "-5"], "--sigma must be non-negative"),
         (base + ["--image", "camera", "--steps", "0"], "expected a positive integer"),
         (base + ["--image", "camera", "--steps", "-3"], "expected a positive integer"),
+        (["reconstruct", "--task", "cs", "--ratio", "1", "--image", "astronaut", "--size", "256", "--out", out],
+         "too large"),
     ]
     for argv, expected in cases:
         _fails(capsys, argv, expected)
