@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 
 
@@ -45,7 +44,3 @@ def ssim(x, ref, data_range: float = 1.0, sigma: float = 1.5, k1: float = 0.01, 
     c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
     s = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
     return jnp.mean(s, axis=(-3, -2, -1))
-
-
-psnr_jit = jax.jit(psnr)
-ssim_jit = jax.jit(ssim)

@@ -47,6 +47,8 @@ def main(argv=None):
     steps = args.steps or (20 if args.quick else 40)
 
     names = ["astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "retina", "cat", "colorwheel"]
+    if not 1 <= args.images <= len(names):
+        ap.error(f"--images must be between 1 and {len(names)}, got {args.images}")
     op = Denoising(in_shape=(args.size, args.size, 3))
     noise = lambda k, y: gaussian_noise(k, y, 25 / 255, (0, 1))  # noqa: E731
     probs = [make_problem(jax.random.key(i), op, load_image(n, args.size, channels=3), noise)
