@@ -62,6 +62,12 @@ def _build_parser():
     r.add_argument("--lr", type=float, default=None, help="learning rate (method default)")
     r.add_argument("--input-noise", type=float, default=None, help="input perturbation std σ_p (task default)")
     r.add_argument("--ema", type=float, default=0.0, help="exponential average of outputs, e.g. 0.99 (default off)")
+    r.add_argument("--stop", choices=["wmv", "emv"], default=None,
+                   help="early-stopping rule of ES-DIP: windowed (wmv) or exponential (emv) moving variance")
+    r.add_argument("--stop-window", type=_positive_int, default=100, help="ES-WMV window W (default 100)")
+    r.add_argument("--stop-patience", type=_positive_int, default=1000, help="ES-WMV/EMV patience P (default 1000)")
+    r.add_argument("--stop-early", action="store_true",
+                   help="end the run once the rule has fired for every image (default: run all --steps)")
     r.add_argument("--independent-keys", action="store_true",
                    help="give each image of a batch its own network and input (default: the same, as one seed)")
     r.add_argument("--batch", choices=("vmap", "sequential"), default=None, help="batch strategy (backend default)")
@@ -160,6 +166,7 @@ def _reconstruct_and_write(args, problems, labels, net, input_noise) -> list[dic
     from dipjax.metrics import psnr, ssim
     from dipjax.plotting import plot_curve
     from dipjax.problem import stack_problems
+    from dipjax.stopping import ExponentialMovingVariance, WindowedMovingVariance
     from dipjax.tasks import degraded_image
 
     kwargs = dict(network=net, input_noise_std=input_noise, output_ema=args.ema)
@@ -167,8 +174,14 @@ def _reconstruct_and_write(args, problems, labels, net, input_noise) -> list[dic
         kwargs["lr"] = args.lr
     method = METHODS[args.method](**kwargs)
     problem = problems[0] if len(problems) == 1 else stack_problems(problems)
+    stopper = None
+    if args.stop == "wmv":
+        stopper = WindowedMovingVariance(window=args.stop_window, patience=args.stop_patience)
+    elif args.stop == "emv":
+        stopper = ExponentialMovingVariance(patience=args.stop_patience)
     result = reconstruct(method, problem, jax.random.key(args.seed), args.steps, batch=args.batch, loop=args.loop,
-                         independent_keys=args.independent_keys, progress=not args.no_progress)
+                         independent_keys=args.independent_keys, progress=not args.no_progress, stopper=stopper,
+                         stop_early=args.stop_early)
     os.makedirs(args.out, exist_ok=True)
     rows = []
     for i, (lab, p) in enumerate(zip(labels, problems)):
@@ -192,14 +205,23 @@ def _reconstruct_and_write(args, problems, labels, net, input_noise) -> list[dic
             "init_seconds": result.init_seconds, "seconds_per_step": result.seconds_per_step,
             "strategy": list(result.strategy), "backend": jax.default_backend(),
         }
+        if stopper is not None:
+            x_stop = pick(result.x_stop)
+            save_png(os.path.join(folder, "stopped.png"), x_stop)
+            metrics.update({"stop": args.stop, "stop_window": args.stop_window, "stop_patience": args.stop_patience,
+                            "iter_stop": int(pick(result.iter_stop)), "psnr_stop": float(psnr(x_stop, p.x_true)),
+                            "ssim_stop": float(ssim(x_stop, p.x_true))})
+            metrics["detection_gap"] = metrics["psnr_peak_oracle"] - metrics["psnr_stop"]
         with open(os.path.join(folder, "metrics.json"), "w") as f:
             json.dump(metrics, f, indent=2)
         plot_curve(os.path.join(folder, "curve.png"), hist,
                    title=f"{args.method} · {args.task} · {lab} ({args.size}², σ={args.sigma:g})",
-                   psnr_input=metrics["psnr_input"])
+                   psnr_input=metrics["psnr_input"], iter_stop=metrics.get("iter_stop"))
         rows.append(metrics)
+        stopped = (f", {args.stop} stop {metrics['psnr_stop']:.2f} dB @ {metrics['iter_stop']}"
+                   if stopper is not None else "")
         print(f"{lab}: input {metrics['psnr_input']:.2f} dB, final {metrics['psnr_final']:.2f} dB, "
-              f"peak (oracle) {metrics['psnr_peak_oracle']:.2f} dB @ {metrics['iter_peak_oracle']} -> {folder}")
+              f"peak (oracle) {metrics['psnr_peak_oracle']:.2f} dB @ {metrics['iter_peak_oracle']}{stopped} -> {folder}")
     print(f"{result.steps} steps in {result.run_seconds:.1f} s (+{result.compile_seconds:.1f} s compile) on "
           f"{jax.default_backend()}; results in {os.path.abspath(args.out)}")
     return rows
