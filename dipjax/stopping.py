@@ -37,20 +37,19 @@ def windowed_moving_variance(frames, window: int):
     ``frames``: ``(T, ...)`` iterates ``x_0 … x_{T-1}``. Returns ``(T − window + 1,)``: entry ``j`` is
     ``(1/W) Σ_{i=j}^{j+W−1} mean_pixels[(x_i − x̄)²]`` with ``x̄`` the window's mean, i.e. the variance of the window
     that *ends* at iterate ``j + W − 1`` (the authors' code divides by the number of pixels; the paper's Frobenius
-    form differs by that constant). Computed with float64 running sums on the host.
+    form differs by that constant). Computed exactly (two-pass, float64) on the host, a block of windows at a time:
+    running sums would cancel catastrophically late in a run, where the variance is many orders below the pixels'.
     """
     import numpy as np
+    from numpy.lib.stride_tricks import sliding_window_view
 
     x = np.asarray(frames, np.float64).reshape(len(frames), -1)
     if not 1 <= window <= len(x):
         raise ValueError(f"window must be between 1 and the number of frames ({len(x)}), got {window}")
-    zero = np.zeros((1, x.shape[1]))
-    s1 = np.concatenate([zero, np.cumsum(x, axis=0)])
-    s2 = np.concatenate([zero[:, 0], np.cumsum(np.sum(x * x, axis=1))])
-    win_sum = s1[window:] - s1[:-window]  # (T − W + 1, n)
-    win_sq = s2[window:] - s2[:-window]
-    n = x.shape[1]
-    return (win_sq / window - np.sum(win_sum ** 2, axis=1) / window ** 2) / n
+    windows = sliding_window_view(x, window, axis=0)  # (T − W + 1, n, W), a view
+    block = max(1, 2 ** 22 // (x.shape[1] * window))
+    return np.concatenate([np.var(windows[i:i + block], axis=-1).mean(axis=-1)
+                           for i in range(0, len(windows), block)])
 
 
 class WMVState(NamedTuple):
@@ -166,5 +165,3 @@ class ExponentialMovingVariance:
                         s.stopped | (patience >= self.patience), jnp.where(better, t, s.t_stop),
                         jnp.where(better, chosen, s.x_stop))
 
-
-STOPPERS = {"wmv": WindowedMovingVariance, "emv": ExponentialMovingVariance}

@@ -78,6 +78,9 @@ def test_windowed_moving_variance_matches_a_direct_loop():
     direct = [np.mean([np.mean((f - frames[j:j + w].mean(axis=0)) ** 2) for f in frames[j:j + w]])
               for j in range(30 - w + 1)]
     np.testing.assert_allclose(windowed_moving_variance(frames, w), direct, rtol=1e-10)
+    # late in a run the variance is ~1e-12 of the pixel values: no cancellation allowed
+    late = 0.5 + 1e-6 * frames
+    np.testing.assert_allclose(windowed_moving_variance(late, w), 1e-12 * np.asarray(direct), rtol=1e-6)
     with pytest.raises(ValueError, match="window"):
         windowed_moving_variance(frames, 31)
 
