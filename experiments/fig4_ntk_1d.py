@@ -41,8 +41,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from dipjax.stopping import windowed_moving_variance  # noqa: E402
-from dipjax.theory import empirical_ntk, filter_recursion, iterate, stax, train_gradient_descent  # noqa: E402
-from dipjax.theory.early_stopping import wmv_detection  # noqa: E402
+from dipjax.theory import empirical_ntk, filter_recursion, stax, train_gradient_descent  # noqa: E402
+from dipjax.theory.early_stopping import predicted_wmv, wmv_detection  # noqa: E402
 
 OUT = os.path.join(os.path.dirname(__file__), "results", "fig4_ntk_1d")
 
@@ -101,7 +101,7 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--n", type=int, default=None, help="signal length (128; 64 with --quick)")
     ap.add_argument("--width", type=int, default=256)
-    ap.add_argument("--steps", type=int, default=None, help="GD steps (6000; 1500 with --quick)")
+    ap.add_argument("--steps", type=int, default=None, help="GD steps (10000; 3000 with --quick)")
     ap.add_argument("--deep", type=int, default=None,
                     help="hidden layers of the deep net (15; 7 with --quick; 0 skips the deep condition numbers)")
     ap.add_argument("--sigma", type=float, default=0.1)
@@ -117,7 +117,7 @@ def main(argv=None):
     t0 = time.time()
 
     key = jax.random.PRNGKey(args.seed)
-    k_noise, k_z, k_net, k_deep = jax.random.split(key, 4)
+    k_noise, _, k_net, k_deep = jax.random.split(key, 4)  # the second key is unused (the input is deterministic)
     x = square_signal(n)
     y = x + args.sigma * np.asarray(jax.random.normal(k_noise, (n,), jax.numpy.float64))
     z = jax.numpy.asarray(fourier_input(n))
@@ -133,8 +133,7 @@ def main(argv=None):
     t_train = time.time() - t_train
     rec = filter_recursion(kernel, np.eye(n), eta)
     iters = np.arange(steps + 1)
-    ntk_traj = np.concatenate([np.asarray(iterate(rec, y, iters[i:i + 1000], outputs[0]))
-                               for i in range(0, steps + 1, 1000)])
+    wmv_ntk, ntk_traj = predicted_wmv(rec, y, steps, args.window, outputs[0])
     psnr_train, psnr_ntk = psnr(outputs, x), psnr(ntk_traj, x)
     gap = np.abs(psnr_train - psnr_ntk)
 
@@ -151,7 +150,6 @@ def main(argv=None):
         torch_deep_eig, conds["pytorch_scale"][f"cond_{deep}_hidden"] = cond(torch_deep)
         conds["pytorch_scale"][f"cond_{deep}_hidden_infinite_width"] = cond(torch_deep_inf)[1]
     wmv_train = windowed_moving_variance(outputs, args.window)
-    wmv_ntk = windowed_moving_variance(ntk_traj, args.window)
 
     metrics = {
         "command": "python experiments/fig4_ntk_1d.py" + (" " + " ".join(argv if argv is not None else sys.argv[1:])),

@@ -26,6 +26,7 @@ def test_theorem4_distance_to_min_nuclear_norm_falls_with_alpha():
         flow = factorised_gradient_flow(mats, y, alpha)
         assert flow.residual < 1e-6
         distances.append(np.linalg.norm(flow.x - x_convex))
+    print("Theorem 4 distances for alpha = 1e-1..1e-4:", np.round(distances, 4))  # quoted in the README (-s)
     assert all(b < a for a, b in zip(distances, distances[1:])), distances
     assert distances[-1] < 0.5 * distances[0]
     # the flow's nuclear norm is never below the minimum (it is a feasible point at convergence)
@@ -45,6 +46,7 @@ def test_dop_flow_approaches_the_convex_program_with_lambda_one_over_alpha():
         flow = dop_gradient_flow(mats, y, init, lr_ratio, t_end=1000.0)
         assert flow.residual < 1e-3  # the residual decays slowly (sublinearly) at the end of the flow
         gaps.append(np.linalg.norm(flow.x - x_convex) + np.linalg.norm(flow.s - s_convex))
+    print("DOP gaps for init = 1e-1..1e-4:", [f"{g:.2g}" for g in gaps])  # quoted in the README (-s)
     assert all(b < a for a, b in zip(gaps, gaps[1:])), gaps
     assert gaps[-1] < 1e-3
     # a different λ gives a different convex solution, so the match above is specific to λ = 1/α

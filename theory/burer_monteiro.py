@@ -79,6 +79,19 @@ class FlowResult(NamedTuple):
     s: np.ndarray | None = None  # DOP's sparse term g⊙g − h⊙h at T
 
 
+def _integrate(rhs, v0: np.ndarray, t_end: float, rtol: float, scale: float, num_times: int):
+    """RK45 from t = 0 to ``t_end`` with output at log-spaced times; ``atol`` scales with the initial size²."""
+    sol = solve_ivp(rhs, (0.0, t_end), v0, method="RK45", rtol=rtol, atol=rtol * scale ** 2,
+                    t_eval=np.geomspace(1e-3, t_end, num_times))
+    if not sol.success:
+        raise RuntimeError(f"ODE solver failed: {sol.message}")
+    return sol
+
+
+def _nuclear_norm(x: np.ndarray) -> float:
+    return float(np.abs(np.linalg.eigvalsh(x)).sum())
+
+
 def factorised_gradient_flow(mats, y, alpha: float, *, t_end: float = 2000.0, rtol: float = 1e-10,
                              u0: np.ndarray | None = None, num_times: int = 200) -> FlowResult:
     """Integrate ``dU/dt = −(Σ r_i A_i) U`` from ``U(0) = α I`` (or ``u0``) to ``t_end`` (any symmetric ``A_i``)."""
@@ -92,14 +105,10 @@ def factorised_gradient_flow(mats, y, alpha: float, *, t_end: float = 2000.0, rt
         r = _measure(mats, u @ u.T) - y
         return (-np.einsum("m,mij->ij", r, mats) @ u).ravel()
 
-    times = np.geomspace(1e-3, t_end, num_times)
-    sol = solve_ivp(rhs, (0.0, t_end), u_init.ravel(), method="RK45", rtol=rtol, atol=rtol * alpha ** 2,
-                    t_eval=times)
-    if not sol.success:
-        raise RuntimeError(f"ODE solver failed: {sol.message}")
+    sol = _integrate(rhs, u_init.ravel(), t_end, rtol, alpha, num_times)
     us = sol.y.T.reshape(-1, n, n)
     xs = us @ np.swapaxes(us, 1, 2)
-    nuc = np.array([np.abs(np.linalg.eigvalsh(x)).sum() for x in xs])
+    nuc = np.array([_nuclear_norm(x) for x in xs])
     return FlowResult(xs[-1], float(np.linalg.norm(_measure(mats, xs[-1]) - y)), sol.t, nuc)
 
 
@@ -129,14 +138,11 @@ def dop_gradient_flow(mats, y, init_scale: float, lr_ratio: float, *, t_end: flo
         return np.concatenate([du.ravel(), -lr_ratio * r * g, lr_ratio * r * h])
 
     v0 = np.concatenate([init_scale * np.eye(n).ravel(), np.full(m, init_scale), np.full(m, init_scale)])
-    times = np.geomspace(1e-3, t_end, num_times)
-    sol = solve_ivp(rhs, (0.0, t_end), v0, method="RK45", rtol=rtol, atol=rtol * init_scale ** 2, t_eval=times)
-    if not sol.success:
-        raise RuntimeError(f"ODE solver failed: {sol.message}")
+    sol = _integrate(rhs, v0, t_end, rtol, init_scale, num_times)
     u, g, h = split(sol.y[:, -1])
     x = u @ u.T
     s = g * g - h * h
-    nuc = np.array([np.abs(np.linalg.eigvalsh(split(v)[0] @ split(v)[0].T)).sum() for v in sol.y.T])
+    nuc = np.array([_nuclear_norm(split(v)[0] @ split(v)[0].T) for v in sol.y.T])
     return FlowResult(x, float(np.linalg.norm(_measure(mats, x) + s - y)), sol.t, nuc, s)
 
 
