@@ -38,7 +38,7 @@ def _positive_int(s):
 
 
 def _build_parser():
-    from dipjax.methods import METHODS
+    from dipjax.methods.presets import METHOD_NAMES, PUBLISHED_STEPS
 
     p = _Parser(prog="dipjax", description="Deep Image Prior reconstructions in JAX.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -47,12 +47,18 @@ def _build_parser():
     r.add_argument("--task", required=True, choices=TASKS)
     r.add_argument("--image", action="append", required=True,
                    help=f"bundled name ({', '.join(sorted(BUNDLED))}) or a PNG/JPEG/TIFF/NPY path; repeat for a batch")
-    r.add_argument("--method", default="dip", choices=sorted(METHODS))
+    r.add_argument("--method", default="dip", choices=list(METHOD_NAMES),
+                   help="; ".join(f"{k}: {v}" for k, v in METHOD_NAMES.items()))
     r.add_argument("--sigma", type=float, default=25.0, help="Gaussian noise std on the 0-255 scale (default 25)")
-    r.add_argument("--steps", type=_positive_int, default=3000)
+    r.add_argument("--steps", type=_positive_int, default=None,
+                   help="network updates (default: the method's published count: "
+                        + ", ".join(f"{k} {v[1] if isinstance(v, tuple) else v}" for k, v in PUBLISHED_STEPS.items())
+                        + ")")
     r.add_argument("--size", type=_positive_int, default=256, help="centre-crop and resize to SIZE x SIZE")
-    r.add_argument("--width", type=_positive_int, default=128, help="network channels (DIP: 128)")
-    r.add_argument("--scales", type=_positive_int, default=5, help="network scales (DIP: 5)")
+    r.add_argument("--width", type=_positive_int, default=None,
+                   help="network width (method default: skip nets 128, U-Nets 64, Deep Decoder k 128, ...)")
+    r.add_argument("--scales", type=_positive_int, default=None,
+                   help="network levels / upsamplings / layers (method default)")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--out", required=True, help="output folder (one sub-folder per image)")
     r.add_argument("--overwrite", action="store_true", help="allow writing into an existing non-empty --out")
@@ -61,7 +67,8 @@ def _build_parser():
     color.add_argument("--rgb", action="store_true", help="convert images to RGB")
     r.add_argument("--lr", type=float, default=None, help="learning rate (method default)")
     r.add_argument("--input-noise", type=float, default=None, help="input perturbation std σ_p (task default)")
-    r.add_argument("--ema", type=float, default=0.0, help="exponential average of outputs, e.g. 0.99 (default off)")
+    r.add_argument("--ema", type=float, default=None,
+                   help="exponential average of outputs, e.g. 0.99 (method default; DIP: off)")
     r.add_argument("--stop", choices=["wmv", "emv"], default=None,
                    help="early-stopping rule of ES-DIP: windowed (wmv) or exponential (emv) moving variance")
     r.add_argument("--stop-window", type=_positive_int, default=100, help="ES-WMV window W (default 100)")
@@ -73,6 +80,12 @@ def _build_parser():
     r.add_argument("--batch", choices=("vmap", "sequential"), default=None, help="batch strategy (backend default)")
     r.add_argument("--loop", choices=("host", "scan"), default=None, help="loop strategy (backend default)")
     r.add_argument("--no-progress", action="store_true")
+    o = r.add_argument_group("Optimal Eye Surgeon")
+    o.add_argument("--oes-mask-steps", type=_positive_int, default=None,
+                   help=f"mask-learning steps before sparse training (default {PUBLISHED_STEPS['oes'][0]})")
+    o.add_argument("--oes-sparsity", type=float, default=0.05, help="kept fraction of parameters (default 0.05)")
+    o.add_argument("--oes-mask", default=None,
+                   help="an .npz mask saved by an earlier run: skip mask learning and transfer it (fresh weights)")
     g = r.add_argument_group("task options")
     g.add_argument("--mask", choices=("random", "box", "text"), default="random")
     g.add_argument("--keep", type=float, default=0.5, help="inpainting: fraction of observed pixels")
@@ -109,8 +122,7 @@ def run_reconstruct(args) -> list[dict]:
     import numpy as np
 
     from dipjax.data import ImageError, image_label, load_image
-    from dipjax.networks import skip_net
-    from dipjax.tasks import TaskConfig, default_input_noise, degradation_key, simulate
+    from dipjax.tasks import TaskConfig, degradation_key, simulate
 
     if args.sigma < 0:
         raise UsageError(f"--sigma must be non-negative, got {args.sigma}")
@@ -118,8 +130,10 @@ def run_reconstruct(args) -> list[dict]:
         raise UsageError(f"--lr must be positive, got {args.lr}")
     if args.input_noise is not None and args.input_noise < 0:
         raise UsageError(f"--input-noise must be non-negative, got {args.input_noise}")
-    if not 0 <= args.ema < 1:
+    if args.ema is not None and not 0 <= args.ema < 1:
         raise UsageError(f"--ema must be in [0, 1), got {args.ema}")
+    if not 0 < args.oes_sparsity < 1:
+        raise UsageError(f"--oes-sparsity must be in (0, 1), got {args.oes_sparsity}")
     if args.task == "inpaint" and not 0 < args.keep <= 1:
         raise UsageError(f"--keep must be in (0, 1], got {args.keep}")
     if args.task == "cs" and not 0 < args.ratio <= 1:
@@ -139,11 +153,17 @@ def run_reconstruct(args) -> list[dict]:
     if len({im.shape[-1] for im in images}) > 1:  # mixed gray and colour: promote to RGB
         images = [np.repeat(im, 3, -1) if im.shape[-1] == 1 else im for im in images]
     c = images[0].shape[-1]
-    net = skip_net(out_channels=c, width=args.width, scales=args.scales)
-    try:
-        net.check_size(args.size, args.size)
-    except ValueError as exc:
-        raise UsageError(f"--size {args.size} does not fit the network: {exc}") from None
+    mask = None
+    if args.oes_mask is not None:
+        from dipjax.methods import OESMask
+
+        if args.method != "oes":
+            raise UsageError("--oes-mask needs --method oes")
+        try:
+            mask = OESMask.load(args.oes_mask)
+        except (ValueError, FileNotFoundError) as exc:
+            raise UsageError(str(exc).splitlines()[0]) from None
+    method = _build_method(args, c)
     try:
         config = TaskConfig(task=args.task, sigma=args.sigma, mask=args.mask, keep=args.keep, factor=args.factor,
                             kernel=args.kernel, kernel_size=args.kernel_size, blur_std=args.blur_std,
@@ -152,40 +172,103 @@ def run_reconstruct(args) -> list[dict]:
         problems = [simulate(config, degradation_key(args.seed, lab), im) for im, lab in zip(images, labels)]
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    return _reconstruct_and_write(args, problems, labels, net,
-                                  args.input_noise if args.input_noise is not None else default_input_noise(config))
+    if args.steps is None:
+        from dipjax.methods.presets import PUBLISHED_STEPS
+
+        steps = PUBLISHED_STEPS[args.method]
+        args.steps = steps[1] if isinstance(steps, tuple) else steps
+    if args.method == "oes" and args.oes_mask_steps is None:
+        args.oes_mask_steps = 60_000
+    return _reconstruct_and_write(args, problems, labels, method, mask)
 
 
-def _reconstruct_and_write(args, problems, labels, net, input_noise) -> list[dict]:
+def _build_method(args, channels):
+    """The ``--method`` with its published defaults for ``--task``, resized by ``--width``/``--scales`` and with the
+    user's ``--lr``/``--input-noise``/``--ema`` where the method has such a field."""
+    import dataclasses
+
+    from dipjax.methods.presets import build_method
+
+    overrides = {}
+    try:
+        probe = build_method(args.method, args.task, channels, args.size, width=args.width, scales=args.scales)
+    except ValueError as exc:
+        raise UsageError(f"--size {args.size} does not fit the {args.method} network: {exc}") from None
+    fields = {f.name for f in dataclasses.fields(probe)}
+    if args.lr is not None:
+        overrides["lr_theta" if "lr_theta" in fields else "lr"] = args.lr
+    if args.ema is not None:
+        if "output_ema" not in fields:
+            raise UsageError(f"--ema does not apply to {args.method}, which has no output average")
+        overrides["output_ema"] = args.ema
+    if args.method == "oes":
+        overrides["sparsity"] = args.oes_sparsity
+    if args.input_noise is not None and "input_noise_std" not in fields:
+        raise UsageError(f"--input-noise does not apply to {args.method}, which does not perturb its input")
+    try:
+        return build_method(args.method, args.task, channels, args.size, width=args.width, scales=args.scales,
+                            input_noise_std=args.input_noise if "input_noise_std" in fields else None, **overrides)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _run_oes(args, problem, labels, stage1, mask):
+    """Optimal Eye Surgeon per image: learn a mask (or use ``mask``), save it, then train the sparse network."""
+    import jax
+
+    from dipjax.engine import reconstruct
+    from dipjax.methods import OES, learned_mask
+
+    results = []
+    problems = [problem] if problem.batch_size is None else [problem[i] for i in range(problem.batch_size)]
+    key = jax.random.key(args.seed)
+    for lab, p in zip(labels, problems):
+        if mask is None:
+            r1 = reconstruct(stage1, p, key, args.oes_mask_steps, progress=not args.no_progress,
+                             desc=f"oes mask {lab}")
+            m = learned_mask(r1.state, stage1.sparsity, jax.random.fold_in(key, 1))
+            os.makedirs(os.path.join(args.out, lab), exist_ok=True)
+            m.save(os.path.join(args.out, lab, "oes_mask.npz"), overwrite=args.overwrite)
+            method = OES(network=stage1.network, mask=m)
+        else:
+            method = OES(network=stage1.network, mask=mask, transfer=True)
+        results.append(reconstruct(method, p, key, args.steps, progress=not args.no_progress, desc=f"oes {lab}"))
+    return results
+
+
+def _reconstruct_and_write(args, problems, labels, method, mask) -> list[dict]:
     import jax
     import numpy as np
 
     from dipjax.data import save_png
     from dipjax.engine import reconstruct
-    from dipjax.methods import METHODS
     from dipjax.metrics import psnr, ssim
     from dipjax.plotting import plot_curve
     from dipjax.problem import stack_problems
     from dipjax.stopping import ExponentialMovingVariance, WindowedMovingVariance
     from dipjax.tasks import degraded_image
 
-    kwargs = dict(network=net, input_noise_std=input_noise, output_ema=args.ema)
-    if args.lr is not None:
-        kwargs["lr"] = args.lr
-    method = METHODS[args.method](**kwargs)
     problem = problems[0] if len(problems) == 1 else stack_problems(problems)
     stopper = None
     if args.stop == "wmv":
         stopper = WindowedMovingVariance(window=args.stop_window, patience=args.stop_patience)
     elif args.stop == "emv":
         stopper = ExponentialMovingVariance(patience=args.stop_patience)
-    result = reconstruct(method, problem, jax.random.key(args.seed), args.steps, batch=args.batch, loop=args.loop,
-                         independent_keys=args.independent_keys, progress=not args.no_progress, stopper=stopper,
-                         stop_early=args.stop_early)
+    if args.method == "oes":
+        if stopper is not None:
+            raise UsageError("--stop does not apply to oes, which trains a sparse network without early stopping")
+        results = _run_oes(args, problem, labels, method, mask)
+    else:
+        result = reconstruct(method, problem, jax.random.key(args.seed), args.steps, batch=args.batch,
+                             loop=args.loop, independent_keys=args.independent_keys, progress=not args.no_progress,
+                             stopper=stopper, stop_early=args.stop_early)
+        results = [result] * len(problems)
     os.makedirs(args.out, exist_ok=True)
     rows = []
     for i, (lab, p) in enumerate(zip(labels, problems)):
-        pick = (lambda a: a) if len(problems) == 1 else (lambda a: a[i])
+        result = results[i]
+        batched_result = len(problems) > 1 and args.method != "oes"
+        pick = (lambda a: a[i]) if batched_result else (lambda a: a)
         x_hat, hist = pick(result.x_final), {k: pick(v) for k, v in result.history.items()}
         degraded = np.asarray(degraded_image(p))
         folder = os.path.join(args.out, lab)
@@ -195,7 +278,9 @@ def _reconstruct_and_write(args, problems, labels, net, input_noise) -> list[dic
         metrics = {
             "image": args.image[i], "task": args.task, "method": args.method, "seed": args.seed,
             "sigma": args.sigma, "size": args.size, "channels": int(x_hat.shape[-1]), "width": args.width,
-            "scales": args.scales, "input_noise_std": input_noise, "output_ema": args.ema,
+            "scales": args.scales, "config": _describe(method),
+            **({"oes_mask_steps": args.oes_mask_steps if mask is None else None,
+                "oes_mask": args.oes_mask} if args.method == "oes" else {}),
             "steps": result.steps, "batch_size": len(problems),
             "psnr_input": float(psnr(degraded, p.x_true)),
             "psnr_final": float(psnr(x_hat, p.x_true)), "ssim_final": float(ssim(x_hat, p.x_true)),
@@ -225,6 +310,14 @@ def _reconstruct_and_write(args, problems, labels, net, input_noise) -> list[dic
     print(f"{result.steps} steps in {result.run_seconds:.1f} s (+{result.compile_seconds:.1f} s compile) on "
           f"{jax.default_backend()}; results in {os.path.abspath(args.out)}")
     return rows
+
+
+def _describe(method) -> dict:
+    """The method's scalar hyper-parameters, for metrics.json."""
+    import dataclasses
+
+    return {f.name: getattr(method, f.name) for f in dataclasses.fields(method)
+            if isinstance(getattr(method, f.name), (int, float, str, bool))}
 
 
 def main(argv=None) -> int:

@@ -87,3 +87,27 @@ def test_issue_check_dip_overfits_camera_64(tmp_path):
     m = json.loads((out / "camera" / "metrics.json").read_text())
     assert m["psnr_peak_oracle"] >= m["psnr_input"] + 4.0
     assert m["psnr_final"] <= m["psnr_peak_oracle"] - 1.5
+
+
+def test_every_method_name_runs_from_the_cli_and_oes_saves_a_transferable_mask(tmp_path, capsys):
+    base = ["reconstruct", "--task", "denoise", "--image", "camera", "--size", "64", "--steps", "3",
+            "--no-progress"]
+    for method, extra in (("deep_decoder", ["--width", "8"]), ("drp", ["--width", "8"])):
+        out = tmp_path / method
+        assert main(base + ["--method", method, "--out", str(out)] + extra) == 0
+        m = json.loads((out / "camera" / "metrics.json").read_text())
+        assert m["method"] == method and m["steps"] == 3 and m["config"]["name"] == method
+    out = tmp_path / "oes"
+    assert main(base + ["--method", "oes", "--scales", "2", "--oes-mask-steps", "2", "--out", str(out)]) == 0
+    mask_file = out / "camera" / "oes_mask.npz"
+    assert mask_file.exists()
+    m = json.loads((out / "camera" / "metrics.json").read_text())
+    assert m["oes_mask_steps"] == 2 and m["steps"] == 3
+    out2 = tmp_path / "oes_transfer"
+    assert main(["reconstruct", "--task", "denoise", "--image", "coins", "--size", "64", "--steps", "2",
+                 "--no-progress", "--method", "oes", "--scales", "2", "--oes-mask", str(mask_file),
+                 "--out", str(out2)]) == 0
+    capsys.readouterr()
+    _fails(capsys, base + ["--method", "drp", "--ema", "0.9", "--out", str(tmp_path / "x")], "--ema does not apply")
+    _fails(capsys, base + ["--method", "oes", "--oes-mask", str(tmp_path / "none.npz"), "--out",
+                           str(tmp_path / "y")], "cannot read an OES mask")

@@ -47,3 +47,36 @@ class Method(Protocol):
     def step(self, state: Any, problem, key: jax.Array) -> tuple[Any, dict[str, jax.Array]]: ...
 
     def estimate(self, state: Any, problem) -> jax.Array: ...
+
+
+class StaticArray:
+    """A numpy array (or pytree of arrays) carried by a frozen method as *configuration*: hashable by content, so the
+    method stays a valid static argument of ``jax.jit`` (a reference image, an Optimal Eye Surgeon mask).
+
+    ``init`` copies it into the method state as device arrays; ``step`` reads it from there, so it is never baked
+    into the compiled program as a constant.
+    """
+
+    def __init__(self, value):
+        import hashlib
+
+        import numpy as np
+
+        self.value = jax.tree_util.tree_map(lambda a: np.array(a, copy=True), value)
+        h = hashlib.sha1()
+        leaves, treedef = jax.tree_util.tree_flatten(self.value)
+        h.update(repr(treedef).encode())
+        for a in leaves:
+            h.update(str((a.shape, a.dtype)).encode())
+            h.update(np.ascontiguousarray(a).tobytes())
+        self._digest = h.hexdigest()
+
+    def __hash__(self):
+        return hash(self._digest)
+
+    def __eq__(self, other):
+        return isinstance(other, StaticArray) and other._digest == self._digest
+
+    def __repr__(self):
+        shapes = [a.shape for a in jax.tree_util.tree_leaves(self.value)]
+        return f"StaticArray({shapes if len(shapes) != 1 else shapes[0]}, sha1={self._digest[:10]})"

@@ -52,6 +52,31 @@ def mean_squared_residual(operator, x, y) -> jax.Array:
     return jnp.mean(jnp.real(r * jnp.conj(r)))
 
 
+def check_output(x, problem) -> None:
+    """Raise ``ValueError`` unless the network output ``x`` has the image shape of ``problem``."""
+    if tuple(x.shape) != tuple(problem.image_shape):
+        raise ValueError(f"network output {tuple(x.shape)} does not match the image shape "
+                         f"{tuple(problem.image_shape)}: build the network with out_channels={problem.image_shape[-1]}")
+
+
+def init_network(network, key, problem, input_kind: str = "noise", input_scale: float = 0.1):
+    """Check the image size, draw the fixed input ``z`` (DIP's ``get_noise``) and the weights, and run the network
+    once: ``(params, z, x)``. The shared start of DIP-style methods."""
+    h, w, _ = problem.image_shape
+    network.check_size(h, w)
+    k_net, k_z = jax.random.split(key)
+    z = random_input(k_z, network.input_shape(h, w), input_kind, input_scale)
+    params = network.init(k_net, z)["params"]
+    x = network.apply({"params": params}, z)
+    check_output(x, problem)
+    return params, z, x
+
+
+def ema(avg, x, rho: float):
+    """Exponential moving average ``ρ avg + (1 − ρ) x`` (``x`` itself when ``ρ = 0``)."""
+    return rho * avg + (1 - rho) * x if rho else x
+
+
 @dataclasses.dataclass(frozen=True)
 class DIP:
     """Deep Image Prior with the published defaults (denoising at σ = 25: ``input_noise_std = 1/30``)."""
@@ -71,15 +96,22 @@ class DIP:
     def optimizer(self) -> optax.GradientTransformation:
         return optax.adam(self.lr)
 
+    def make_input(self, key, problem) -> jax.Array:
+        """The fixed network input ``z`` (a hook: reference-guided DIP feeds a given image instead)."""
+        h, w, _ = problem.image_shape
+        return random_input(key, self.network.input_shape(h, w), self.input_kind, self.input_scale)
+
+    def objective(self, x, problem) -> jax.Array:
+        """The loss of the network output ``x`` (a hook: TV-DIP adds its regulariser)."""
+        return mean_squared_residual(problem.operator, x, problem.y)
+
     def init(self, key, problem) -> DIPState:
-        h, w, c = problem.image_shape
-        self.network.check_size(h, w)
+        self.network.check_size(*problem.image_shape[:2])
         k_net, k_z = jax.random.split(key)
-        z = random_input(k_z, self.network.input_shape(h, w), self.input_kind, self.input_scale)
+        z = self.make_input(k_z, problem)
         params = self.network.init(k_net, z)["params"]
         x = self.network.apply({"params": params}, z)
-        if x.shape != (h, w, c):
-            raise ValueError(f"network output {x.shape} does not match the image shape {(h, w, c)}")
+        check_output(x, problem)
         return DIPState(params, self.optimizer().init(params), z, x, x, jnp.zeros((), jnp.int32))
 
     def step(self, state: DIPState, problem, key):
@@ -87,12 +119,12 @@ class DIP:
 
         def loss_fn(params):
             x = self.network.apply({"params": params}, z_in)
-            return mean_squared_residual(problem.operator, x, problem.y), x
+            return self.objective(x, problem), x
 
         (loss, x), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
         updates, opt_state = self.optimizer().update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        x_avg = self.output_ema * state.x_avg + (1 - self.output_ema) * x if self.output_ema else x
+        x_avg = ema(state.x_avg, x, self.output_ema)
         return DIPState(params, opt_state, state.z, x, x_avg, state.step + 1), {"loss": loss}
 
     def estimate(self, state: DIPState, problem) -> jax.Array:
