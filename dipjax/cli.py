@@ -178,7 +178,9 @@ def run_reconstruct(args) -> list[dict]:
         steps = PUBLISHED_STEPS[args.method]
         args.steps = steps[1] if isinstance(steps, tuple) else steps
     if args.method == "oes" and args.oes_mask_steps is None:
-        args.oes_mask_steps = 60_000
+        from dipjax.methods.presets import PUBLISHED_STEPS
+
+        args.oes_mask_steps = PUBLISHED_STEPS["oes"][0]
     return _reconstruct_and_write(args, problems, labels, method, mask)
 
 
@@ -191,10 +193,10 @@ def _build_method(args, channels):
 
     overrides = {}
     try:
-        probe = build_method(args.method, args.task, channels, args.size, width=args.width, scales=args.scales)
+        method = build_method(args.method, args.task, channels, args.size, width=args.width, scales=args.scales)
     except ValueError as exc:
         raise UsageError(f"--size {args.size} does not fit the {args.method} network: {exc}") from None
-    fields = {f.name for f in dataclasses.fields(probe)}
+    fields = {f.name for f in dataclasses.fields(method)}
     if args.lr is not None:
         overrides["lr_theta" if "lr_theta" in fields else "lr"] = args.lr
     if args.ema is not None:
@@ -203,11 +205,12 @@ def _build_method(args, channels):
         overrides["output_ema"] = args.ema
     if args.method == "oes":
         overrides["sparsity"] = args.oes_sparsity
-    if args.input_noise is not None and "input_noise_std" not in fields:
-        raise UsageError(f"--input-noise does not apply to {args.method}, which does not perturb its input")
+    if args.input_noise is not None:
+        if "input_noise_std" not in fields:
+            raise UsageError(f"--input-noise does not apply to {args.method}, which does not perturb its input")
+        overrides["input_noise_std"] = args.input_noise
     try:
-        return build_method(args.method, args.task, channels, args.size, width=args.width, scales=args.scales,
-                            input_noise_std=args.input_noise if "input_noise_std" in fields else None, **overrides)
+        return dataclasses.replace(method, **overrides)  # __post_init__ validates the user's values
     except ValueError as exc:
         raise UsageError(str(exc)) from None
 

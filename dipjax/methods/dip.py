@@ -23,6 +23,7 @@ import optax
 from flax import linen as nn
 
 from dipjax.networks import skip_net
+from dipjax.regularizers import residual_norm
 
 
 class DIPState(NamedTuple):
@@ -48,8 +49,7 @@ def random_input(key, shape, kind: str = "noise", scale: float = 0.1) -> jax.Arr
 
 def mean_squared_residual(operator, x, y) -> jax.Array:
     """``mean |A x − y|²`` (complex-safe), the DIP data term."""
-    r = operator(x) - y
-    return jnp.mean(jnp.real(r * jnp.conj(r)))
+    return residual_norm(operator(x) - y, "l2sq")
 
 
 def check_output(x, problem) -> None:

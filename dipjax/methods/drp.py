@@ -27,6 +27,7 @@ from flax import traverse_util
 
 from dipjax.methods.dip import check_output, random_input
 from dipjax.networks import skip_net
+from dipjax.networks.layers import batch_norm_1image
 from dipjax.regularizers import residual_norm, total_variation
 
 #: The authors' iteration count for every task.
@@ -44,13 +45,6 @@ def split_batchnorm(params) -> tuple[dict, dict]:
 
 def merge_params(a, b) -> dict:
     return traverse_util.unflatten_dict({**traverse_util.flatten_dict(a), **traverse_util.flatten_dict(b)})
-
-
-def batch_norm(x, scale, bias, eps: float = 1e-5):
-    """Per-channel normalisation over space of one image (PyTorch BatchNorm2d, train mode, batch of one)."""
-    mean = jnp.mean(x, axis=(-3, -2), keepdims=True)
-    var = jnp.mean(jnp.square(x - mean), axis=(-3, -2), keepdims=True)
-    return (x - mean) * jax.lax.rsqrt(var + eps) * scale + bias
 
 
 class DRPState(NamedTuple):
@@ -96,7 +90,7 @@ class DRP:
 
     def forward(self, frozen, trainable):
         t = trainable
-        z = batch_norm(t["z"], t["bn_in"]["scale"], t["bn_in"]["bias"])
+        z = batch_norm_1image(t["z"], t["bn_in"]["scale"], t["bn_in"]["bias"])
         return self.network.apply({"params": merge_params(frozen, t["bn"])}, z)
 
     def init(self, key, problem) -> DRPState:

@@ -74,6 +74,13 @@ class Conv2d(nn.Module):
         return y.reshape(lead + y.shape[1:])
 
 
+def batch_norm_1image(x, scale, bias, eps: float = 1e-5):
+    """PyTorch ``BatchNorm2d`` in train mode on one image: per-channel normalisation over ``(H, W)``, then affine."""
+    mean = jnp.mean(x, axis=(-3, -2), keepdims=True)
+    var = jnp.mean(jnp.square(x - mean), axis=(-3, -2), keepdims=True)
+    return (x - mean) * jax.lax.rsqrt(var + eps) * scale + bias
+
+
 class BatchNorm1Image(nn.Module):
     """PyTorch ``BatchNorm2d`` in train mode on a batch of one image: per-channel normalisation over ``(H, W)``."""
 
@@ -86,9 +93,7 @@ class BatchNorm1Image(nn.Module):
         scale_init = _normal(1.0, 0.02) if self.weight_init == "normal002" else nn.initializers.ones
         scale = self.param("scale", scale_init, (c,))
         bias = self.param("bias", nn.initializers.zeros, (c,))
-        mean = jnp.mean(x, axis=(-3, -2), keepdims=True)
-        var = jnp.mean(jnp.square(x - mean), axis=(-3, -2), keepdims=True)
-        return (x - mean) * jax.lax.rsqrt(var + self.eps) * scale + bias
+        return batch_norm_1image(x, scale, bias, self.eps)
 
 
 def leaky_relu(x):
