@@ -50,6 +50,9 @@ def _build_parser():
     r.add_argument("--method", default="dip", choices=list(METHOD_NAMES),
                    help="; ".join(f"{k}: {v}" for k, v in METHOD_NAMES.items()))
     r.add_argument("--sigma", type=float, default=25.0, help="Gaussian noise std on the 0-255 scale (default 25)")
+    r.add_argument("--noise-channels", choices=("independent", "shared"), default="independent",
+                   help="draw the noise per channel (default) or once per pixel for all channels (Deep Decoder's "
+                        "σ = 25 protocol)")
     r.add_argument("--steps", type=_positive_int, default=None,
                    help="network updates (default: the method's published count: "
                         + ", ".join(f"{k} {v[1] if isinstance(v, tuple) else v}" for k, v in PUBLISHED_STEPS.items())
@@ -84,6 +87,8 @@ def _build_parser():
     o.add_argument("--oes-mask-steps", type=_positive_int, default=None,
                    help=f"mask-learning steps before sparse training (default {PUBLISHED_STEPS['oes'][0]})")
     o.add_argument("--oes-sparsity", type=float, default=0.05, help="kept fraction of parameters (default 0.05)")
+    o.add_argument("--oes-prune", choices=("all", "kernels"), default="all",
+                   help="what the mask covers: every parameter (the authors, default) or conv kernels only")
     o.add_argument("--oes-mask", default=None,
                    help="an .npz mask saved by an earlier run: skip mask learning and transfer it (fresh weights)")
     g = r.add_argument_group("task options")
@@ -165,9 +170,9 @@ def run_reconstruct(args) -> list[dict]:
             raise UsageError(str(exc).splitlines()[0]) from None
     method = _build_method(args, c)
     try:
-        config = TaskConfig(task=args.task, sigma=args.sigma, mask=args.mask, keep=args.keep, factor=args.factor,
-                            kernel=args.kernel, kernel_size=args.kernel_size, blur_std=args.blur_std,
-                            boundary=args.boundary, ratio=args.ratio)
+        config = TaskConfig(task=args.task, sigma=args.sigma, noise_channels=args.noise_channels, mask=args.mask,
+                            keep=args.keep, factor=args.factor, kernel=args.kernel, kernel_size=args.kernel_size,
+                            blur_std=args.blur_std, boundary=args.boundary, ratio=args.ratio)
         # The operators validate their own configuration (SR factor vs size, CS matrix size, kernel vs image).
         problems = [simulate(config, degradation_key(args.seed, lab), im) for im, lab in zip(images, labels)]
     except ValueError as exc:
@@ -205,6 +210,7 @@ def _build_method(args, channels):
         overrides["output_ema"] = args.ema
     if args.method == "oes":
         overrides["sparsity"] = args.oes_sparsity
+        overrides["prune"] = args.oes_prune
     if args.input_noise is not None:
         if "input_noise_std" not in fields:
             raise UsageError(f"--input-noise does not apply to {args.method}, which does not perturb its input")
@@ -229,7 +235,7 @@ def _run_oes(args, problem, labels, stage1, mask):
         if mask is None:
             r1 = reconstruct(stage1, p, key, args.oes_mask_steps, progress=not args.no_progress,
                              desc=f"oes mask {lab}")
-            m = learned_mask(r1.state, stage1.sparsity, jax.random.fold_in(key, 1))
+            m = learned_mask(r1.state, stage1.sparsity, jax.random.fold_in(key, 1), stage1.prune)
             os.makedirs(os.path.join(args.out, lab), exist_ok=True)
             m.save(os.path.join(args.out, lab, "oes_mask.npz"), overwrite=args.overwrite)
             method = OES(network=stage1.network, mask=m)
@@ -280,7 +286,8 @@ def _reconstruct_and_write(args, problems, labels, method, mask) -> list[dict]:
         save_png(os.path.join(folder, "degraded.png"), degraded)
         metrics = {
             "image": args.image[i], "task": args.task, "method": args.method, "seed": args.seed,
-            "sigma": args.sigma, "size": args.size, "channels": int(x_hat.shape[-1]), "width": args.width,
+            "sigma": args.sigma, "noise_channels": args.noise_channels, "size": args.size,
+            "channels": int(x_hat.shape[-1]), "width": args.width,
             "scales": args.scales, "config": _describe(method),
             **({"oes_mask_steps": args.oes_mask_steps if mask is None else None,
                 "oes_mask": args.oes_mask} if args.method == "oes" else {}),

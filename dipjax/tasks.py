@@ -21,6 +21,7 @@ class TaskConfig:
 
     task: str = "denoise"
     sigma: float = 25.0  # noise std on the 0-255 scale
+    noise_channels: str = "independent"  # independent | shared (one draw per pixel for all channels: Deep Decoder)
     mask: str = "random"  # inpainting: random | box | text
     keep: float = 0.5  # inpainting: fraction of observed pixels (random mask)
     factor: int = 4  # super-resolution factor
@@ -35,6 +36,8 @@ class TaskConfig:
             raise ValueError(f"unknown task {self.task!r}; expected one of {', '.join(TASKS)}")
         if self.sigma < 0:
             raise ValueError(f"noise level sigma must be non-negative, got {self.sigma}")
+        if self.noise_channels not in ("independent", "shared"):
+            raise ValueError(f"noise_channels must be 'independent' or 'shared', got {self.noise_channels!r}")
 
 
 def default_input_noise(config: TaskConfig) -> float:
@@ -84,13 +87,15 @@ def degradation_key(seed: int, name: str):
 
 
 def simulate(config: TaskConfig, key, x_true) -> Problem:
-    """Build the operator and simulate ``y = A x + n`` (Gaussian noise σ/255; clipped to [0, 1] for denoising,
-    as in the DIP notebooks)."""
+    """Build the operator and simulate ``y = A x + n`` (Gaussian noise σ/255, independent per channel or shared by
+    all channels of a pixel as ``config.noise_channels`` says; clipped to [0, 1] for denoising, as in the DIP
+    notebooks)."""
     k_op, k_noise = jax.random.split(key)
     op = build_operator(config, k_op, tuple(x_true.shape))
     sigma = config.sigma / 255.0
     clip = (0.0, 1.0) if config.task == "denoise" else None
-    noise = (lambda k, y: ops.gaussian_noise(k, y, sigma, clip)) if sigma > 0 else None
+    shared = config.noise_channels == "shared"
+    noise = (lambda k, y: ops.gaussian_noise(k, y, sigma, clip, shared)) if sigma > 0 else None
     return make_problem(k_noise, op, x_true, noise)
 
 

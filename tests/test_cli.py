@@ -79,6 +79,7 @@ def test_console_script_exit_code_without_traceback(tmp_path):
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_issue_check_dip_overfits_camera_64(tmp_path):
     """The issue's acceptance run: peak ≥ input + 4 dB, and the final iterate visibly below the peak."""
     out = tmp_path / "dip"

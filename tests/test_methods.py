@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import traverse_util
 
 from dipjax.data import load_image
 from dipjax.methods import (DOP, DRP, OES, TVDIP, ASeqDIP, ConvDecoderFit, DeepDecoderFit, DeepRED, OESMask,
@@ -148,6 +149,20 @@ def test_oes_mask_density_pruned_weights_stay_zero_save_load_and_transfer(tmp_pa
     q, rho = np.array([0.1, 0.5, 0.9]), 0.05
     direct = q * np.log(q / rho) + (1 - q) * np.log((1 - q) / (1 - rho))
     np.testing.assert_allclose(bernoulli_kl(jnp.asarray(q), rho), direct, atol=1e-4)
+
+
+def test_oes_kernel_scope_keeps_biases_and_batchnorm_dense():
+    p = _problem()
+    stage1 = OESMaskLearning(network=oes_network(1, levels=2), sparsity=0.1, prune="kernels")
+    s = _steps(stage1, p, 2)[-1]
+    named = traverse_util.flatten_dict(s.logits)
+    assert all(np.all(np.asarray(v) == 0) for k, v in named.items() if k[-1] != "kernel")  # no gradient, no KL
+    mask = traverse_util.flatten_dict(learned_mask(s, 0.1, jax.random.key(3), "kernels").mask)
+    n_kernel = sum(v.size for k, v in named.items() if k[-1] == "kernel")
+    assert sum(int(v.sum()) for k, v in mask.items() if k[-1] == "kernel") == int(0.1 * n_kernel)
+    assert all(v.all() for k, v in mask.items() if k[-1] != "kernel")
+    with pytest.raises(ValueError, match="pruning scope"):
+        OESMaskLearning(prune="weights")
 
 
 def test_dop_sparse_term_captures_salt_and_pepper():

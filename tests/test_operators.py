@@ -163,6 +163,20 @@ def test_noise_models():
         ops.gaussian_noise(jax.random.key(0), y, -1.0)
 
 
+def test_noise_shared_across_channels_is_one_draw_per_pixel():
+    from dipjax.tasks import TaskConfig, simulate
+
+    x = jnp.full((100, 100, 3), 0.5).at[..., 1].set(0.4)
+    y = simulate(TaskConfig(sigma=10.0, noise_channels="shared"), jax.random.key(0), x).y
+    r = np.asarray(y - x)
+    assert np.allclose(r[..., 0], r[..., 1], atol=1e-6) and np.allclose(r[..., 0], r[..., 2], atol=1e-6)
+    assert abs(r[..., 0].std() - 10 / 255) < 0.002
+    y_ind = simulate(TaskConfig(sigma=10.0), jax.random.key(0), x).y
+    assert abs(np.corrcoef(np.asarray(y_ind - x)[..., 0].ravel(), np.asarray(y_ind - x)[..., 2].ravel())[0, 1]) < 0.05
+    with pytest.raises(ValueError, match="noise_channels"):
+        TaskConfig(noise_channels="per-pixel")
+
+
 def test_operators_vmap_over_batched_leaves():
     masks = jnp.stack([ops.random_mask(jax.random.key(i), 8, 8, 0.5) for i in range(3)])
     batched = ops.Inpainting(mask=masks, in_shape=(8, 8, 1))

@@ -14,6 +14,12 @@ Avra98/Optimal-Eye-Surgeon; the authors run 60,000 steps).
 Binarisation, :func:`learned_mask`: global top-k over all logits with k = int(ρ · #params), ties broken at random, so
 the mask keeps *exactly* k entries.
 
+``prune="kernels"`` (not the authors' choice) masks only the convolution kernels and keeps every bias and batch-norm
+affine dense, the usual scope of pruning-at-initialisation methods; ρ is then the kept fraction of kernel entries.
+With every parameter in scope a mask learned for far fewer steps than the authors' 60,000 prunes most batch-norm
+scales (their logits have not yet separated from the rest), which zeroes whole channels and leaves a network that
+cannot learn: ``experiments/fig6_robustness.py`` measures both.
+
 Stage 2, :class:`OES` (sparse training). From the same θ₀ and z, pruned entries are zeroed and the subnetwork is
 trained with Adam (lr 0.01; 40,000 steps upstream) on the mean squared error, gradients multiplied by the mask every
 step so pruned entries stay exactly zero; no early stopping, the last iterate is the output. ``transfer=True``
@@ -59,6 +65,17 @@ def bernoulli_kl(q, rho, eps: float = 1e-6):
     return q * jnp.log(q / rho + eps) + (1 - q) * jnp.log((1 - q) / (1 - rho) + eps)
 
 
+PRUNE_SCOPES = ("all", "kernels")
+
+
+def prunable(params, prune: str = "all"):
+    """Per leaf of ``params``: is it masked? ``"all"``: every parameter (OES); ``"kernels"``: conv kernels only."""
+    if prune not in PRUNE_SCOPES:
+        raise ValueError(f"unknown pruning scope {prune!r}; expected one of {', '.join(PRUNE_SCOPES)}")
+    return jax.tree_util.tree_map_with_path(
+        lambda path, _: prune == "all" or getattr(path[-1], "key", None) == "kernel", params)
+
+
 def relaxed_bernoulli(key, logits, temperature: float):
     """2-class Gumbel-softmax "keep" weight ``σ((p + L)/τ)``, L ~ Logistic(0, 1) (one draw per entry)."""
     return jax.nn.sigmoid((logits + jax.random.logistic(key, logits.shape)) / temperature)
@@ -80,11 +97,14 @@ class OESMaskLearning:
     kl_weight: float = 1e-9
     temperature: float = 0.2
     lr: float = 0.01
+    prune: str = "all"  # "all" (the authors) | "kernels": biases and batch-norm affines stay dense
     name: str = "oes_mask"
 
     def __post_init__(self):
         if not 0 < self.sparsity < 1 or self.kl_weight < 0 or self.temperature <= 0 or self.lr <= 0:
             raise ValueError("OES needs 0 < sparsity < 1, kl_weight >= 0, temperature > 0 and lr > 0")
+        if self.prune not in PRUNE_SCOPES:
+            raise ValueError(f"unknown pruning scope {self.prune!r}; expected one of {', '.join(PRUNE_SCOPES)}")
 
     def init(self, key, problem) -> OESMaskState:
         params0, z, x = init_network(self.network, key, problem)
@@ -95,13 +115,17 @@ class OESMaskLearning:
         leaves, treedef = jax.tree_util.tree_flatten(state.logits)
         keys = jax.tree_util.tree_unflatten(treedef, list(jax.random.split(key, len(leaves))))
 
+        scope = prunable(state.logits, self.prune)
+
         def loss_fn(logits):
-            masks = jax.tree_util.tree_map(lambda p, k: relaxed_bernoulli(k, p, self.temperature), logits, keys)
+            masks = jax.tree_util.tree_map(
+                lambda p, k, s: relaxed_bernoulli(k, p, self.temperature) if s else jnp.ones_like(p),
+                logits, keys, scope)
             params = jax.tree_util.tree_map(jnp.multiply, state.params0, masks)
             x = self.network.apply({"params": params}, state.z)
             data = mean_squared_residual(problem.operator, x, problem.y)
             kl = sum(jnp.sum(bernoulli_kl(jax.nn.sigmoid(p), self.sparsity))
-                     for p in jax.tree_util.tree_leaves(logits))
+                     for p, s in zip(jax.tree_util.tree_leaves(logits), jax.tree_util.tree_leaves(scope)) if s)
             return data + self.kl_weight * kl, (x, data)
 
         (loss, (x, data)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.logits)
@@ -177,11 +201,13 @@ class OESMask(StaticArray):
         return cls(unflat["mask"], unflat.get("params0"), groups.get("z"))
 
 
-def learned_mask(state: OESMaskState, sparsity: float, key) -> OESMask:
-    """Binarise stage 1's logits: keep exactly ``int(sparsity · #params)`` entries with the largest logits (global
-    top-k), ties broken at random (``make_mask_with_sparsity`` of the authors)."""
+def learned_mask(state: OESMaskState, sparsity: float, key, prune: str = "all") -> OESMask:
+    """Binarise stage 1's logits: of the parameters in the pruning scope (:func:`prunable`), keep exactly
+    ``int(sparsity · #in scope)`` entries with the largest logits (global top-k), ties broken at random
+    (``make_mask_with_sparsity`` of the authors); parameters outside the scope are kept."""
     leaves, treedef = jax.tree_util.tree_flatten(state.logits)
-    flat = np.concatenate([np.asarray(p, np.float64).ravel() for p in leaves])
+    scope = jax.tree_util.tree_leaves(prunable(state.logits, prune))
+    flat = np.concatenate([np.asarray(p, np.float64).ravel() for p, s in zip(leaves, scope) if s])
     k = int(sparsity * flat.size)
     if k < 1:
         raise ValueError(f"sparsity {sparsity} keeps no parameter of {flat.size}")
@@ -189,7 +215,10 @@ def learned_mask(state: OESMaskState, sparsity: float, key) -> OESMask:
     keep = np.zeros(flat.size, bool)
     keep[np.lexsort((tie_break, flat))[-k:]] = True
     masks, start = [], 0
-    for p in leaves:
+    for p, s in zip(leaves, scope):
+        if not s:
+            masks.append(np.ones(p.shape, bool))
+            continue
         masks.append(keep[start:start + p.size].reshape(p.shape))
         start += p.size
     to_np = lambda t: jax.tree_util.tree_map(np.asarray, t)  # noqa: E731

@@ -6,19 +6,21 @@ import jax
 import jax.numpy as jnp
 
 
-def gaussian_noise(key, y, sigma: float, clip: tuple[float, float] | None = None):
+def gaussian_noise(key, y, sigma: float, clip: tuple[float, float] | None = None, shared_channels: bool = False):
     """``y + σ n`` with ``n ~ N(0, I)`` (complex data: independent real and imaginary parts, each ``N(0, σ²/2)``).
 
     ``sigma`` is in the units of ``y`` (images: σ = 25/255 for the usual "σ = 25"). ``clip=(0, 1)`` reproduces the DIP
-    notebooks, which clip the noisy image to the valid range.
+    notebooks, which clip the noisy image to the valid range. ``shared_channels=True`` draws one noise value per pixel
+    and adds it to every channel (last axis), as the Deep Decoder denoising notebook does for its σ = 25 results.
     """
     if sigma < 0:
         raise ValueError(f"noise level must be non-negative, got {sigma}")
+    shape = y.shape[:-1] + (1,) if shared_channels else y.shape
     if jnp.iscomplexobj(y):
         kr, ki = jax.random.split(key)
-        n = (jax.random.normal(kr, y.shape) + 1j * jax.random.normal(ki, y.shape)) / jnp.sqrt(2.0)
+        n = (jax.random.normal(kr, shape) + 1j * jax.random.normal(ki, shape)) / jnp.sqrt(2.0)
     else:
-        n = jax.random.normal(key, y.shape, y.dtype)
+        n = jax.random.normal(key, shape, y.dtype)
     out = y + sigma * n.astype(y.dtype)
     return out if clip is None else jnp.clip(out, *clip)
 
