@@ -13,7 +13,7 @@ import os
 import sys
 
 from dipjax.data import BUNDLED
-from dipjax.tasks import TASKS
+from dipjax.tasks import NOISE_CHANNELS, TASKS
 
 DEMO_OUT = "dipjax-demo"
 
@@ -38,6 +38,7 @@ def _positive_int(s):
 
 
 def _build_parser():
+    from dipjax.methods.oes import PRUNE_SCOPES
     from dipjax.methods.presets import METHOD_NAMES, PUBLISHED_STEPS
 
     p = _Parser(prog="dipjax", description="Deep Image Prior reconstructions in JAX.")
@@ -50,7 +51,7 @@ def _build_parser():
     r.add_argument("--method", default="dip", choices=list(METHOD_NAMES),
                    help="; ".join(f"{k}: {v}" for k, v in METHOD_NAMES.items()))
     r.add_argument("--sigma", type=float, default=25.0, help="Gaussian noise std on the 0-255 scale (default 25)")
-    r.add_argument("--noise-channels", choices=("independent", "shared"), default="independent",
+    r.add_argument("--noise-channels", choices=NOISE_CHANNELS, default="independent",
                    help="draw the noise per channel (default) or once per pixel for all channels (Deep Decoder's "
                         "σ = 25 protocol)")
     r.add_argument("--steps", type=_positive_int, default=None,
@@ -87,7 +88,7 @@ def _build_parser():
     o.add_argument("--oes-mask-steps", type=_positive_int, default=None,
                    help=f"mask-learning steps before sparse training (default {PUBLISHED_STEPS['oes'][0]})")
     o.add_argument("--oes-sparsity", type=float, default=0.05, help="kept fraction of parameters (default 0.05)")
-    o.add_argument("--oes-prune", choices=("all", "kernels"), default="all",
+    o.add_argument("--oes-prune", choices=PRUNE_SCOPES, default="all",
                    help="what the mask covers: every parameter (the authors, default) or conv kernels only")
     o.add_argument("--oes-mask", default=None,
                    help="an .npz mask saved by an earlier run: skip mask learning and transfer it (fresh weights)")

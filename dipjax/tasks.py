@@ -13,6 +13,7 @@ from dipjax import operators as ops
 from dipjax.problem import Problem, make_problem
 
 TASKS = ("denoise", "inpaint", "sr", "deblur", "cs")
+NOISE_CHANNELS = ("independent", "shared")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,8 +37,8 @@ class TaskConfig:
             raise ValueError(f"unknown task {self.task!r}; expected one of {', '.join(TASKS)}")
         if self.sigma < 0:
             raise ValueError(f"noise level sigma must be non-negative, got {self.sigma}")
-        if self.noise_channels not in ("independent", "shared"):
-            raise ValueError(f"noise_channels must be 'independent' or 'shared', got {self.noise_channels!r}")
+        if self.noise_channels not in NOISE_CHANNELS:
+            raise ValueError(f"noise_channels must be one of {', '.join(NOISE_CHANNELS)}, got {self.noise_channels!r}")
 
 
 def default_input_noise(config: TaskConfig) -> float:

@@ -49,6 +49,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from dipjax.data import load_image  # noqa: E402
 from dipjax.engine import reconstruct  # noqa: E402
 from dipjax.methods import OES, learned_mask  # noqa: E402
+from dipjax.methods.oes import PRUNE_SCOPES  # noqa: E402
 from dipjax.methods.presets import METHOD_NAMES, build_method  # noqa: E402
 from dipjax.metrics import psnr  # noqa: E402
 from dipjax.stopping import ExponentialMovingVariance, WindowedMovingVariance  # noqa: E402
@@ -193,7 +194,7 @@ def main(argv=None):
     ap.add_argument("--dd-k", type=int, default=16)
     ap.add_argument("--steps", type=int, default=None, help="network updates per method (1200; 300 with --quick)")
     ap.add_argument("--oes-mask-steps", type=int, default=None, help="OES mask learning (1000; 100 with --quick)")
-    ap.add_argument("--oes-prune", choices=("all", "kernels"), default="kernels",
+    ap.add_argument("--oes-prune", choices=PRUNE_SCOPES, default="kernels",
                     help="OES mask scope (kernels; the authors: all)")
     ap.add_argument("--oes-mask-lr", type=float, default=0.1, help="OES mask-learning lr (0.1; the authors: 0.01)")
     ap.add_argument("--methods", default=",".join(FIG6_METHODS))

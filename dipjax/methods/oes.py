@@ -18,7 +18,7 @@ the mask keeps *exactly* k entries.
 affine dense, the usual scope of pruning-at-initialisation methods; ρ is then the kept fraction of kernel entries.
 With every parameter in scope a mask learned for far fewer steps than the authors' 60,000 prunes most batch-norm
 scales (their logits have not yet separated from the rest), which zeroes whole channels and leaves a network that
-cannot learn: ``experiments/fig6_robustness.py`` measures both.
+cannot learn: ``experiments/oes_mask_budget.py`` measures both.
 
 Stage 2, :class:`OES` (sparse training). From the same θ₀ and z, pruned entries are zeroed and the subnetwork is
 trained with Adam (lr 0.01; 40,000 steps upstream) on the mean squared error, gradients multiplied by the mask every
@@ -68,10 +68,14 @@ def bernoulli_kl(q, rho, eps: float = 1e-6):
 PRUNE_SCOPES = ("all", "kernels")
 
 
-def prunable(params, prune: str = "all"):
-    """Per leaf of ``params``: is it masked? ``"all"``: every parameter (OES); ``"kernels"``: conv kernels only."""
+def check_prune_scope(prune: str) -> None:
     if prune not in PRUNE_SCOPES:
         raise ValueError(f"unknown pruning scope {prune!r}; expected one of {', '.join(PRUNE_SCOPES)}")
+
+
+def prunable(params, prune: str = "all"):
+    """Per leaf of ``params``: is it masked? ``"all"``: every parameter (OES); ``"kernels"``: conv kernels only."""
+    check_prune_scope(prune)
     return jax.tree_util.tree_map_with_path(
         lambda path, _: prune == "all" or getattr(path[-1], "key", None) == "kernel", params)
 
@@ -103,8 +107,7 @@ class OESMaskLearning:
     def __post_init__(self):
         if not 0 < self.sparsity < 1 or self.kl_weight < 0 or self.temperature <= 0 or self.lr <= 0:
             raise ValueError("OES needs 0 < sparsity < 1, kl_weight >= 0, temperature > 0 and lr > 0")
-        if self.prune not in PRUNE_SCOPES:
-            raise ValueError(f"unknown pruning scope {self.prune!r}; expected one of {', '.join(PRUNE_SCOPES)}")
+        check_prune_scope(self.prune)
 
     def init(self, key, problem) -> OESMaskState:
         params0, z, x = init_network(self.network, key, problem)
