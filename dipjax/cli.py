@@ -84,6 +84,8 @@ def _build_parser():
     r.add_argument("--batch", choices=("vmap", "sequential"), default=None, help="batch strategy (backend default)")
     r.add_argument("--loop", choices=("host", "scan"), default=None, help="loop strategy (backend default)")
     r.add_argument("--no-progress", action="store_true")
+    r.add_argument("--no-ssim", action="store_true",
+                   help="skip the per-step SSIM curve (a real cost at 512²); the final SSIM is still reported")
     o = r.add_argument_group("Optimal Eye Surgeon")
     o.add_argument("--oes-mask-steps", type=_positive_int, default=None,
                    help=f"mask-learning steps before sparse training (default {PUBLISHED_STEPS['oes'][0]})")
@@ -235,14 +237,15 @@ def _run_oes(args, problem, labels, stage1, mask):
     for lab, p in zip(labels, problems):
         if mask is None:
             r1 = reconstruct(stage1, p, key, args.oes_mask_steps, progress=not args.no_progress,
-                             desc=f"oes mask {lab}")
+                             desc=f"oes mask {lab}", track_ssim=not args.no_ssim)
             m = learned_mask(r1.state, stage1.sparsity, jax.random.fold_in(key, 1), stage1.prune)
             os.makedirs(os.path.join(args.out, lab), exist_ok=True)
             m.save(os.path.join(args.out, lab, "oes_mask.npz"), overwrite=args.overwrite)
             method = OES(network=stage1.network, mask=m)
         else:
             method = OES(network=stage1.network, mask=mask, transfer=True)
-        results.append(reconstruct(method, p, key, args.steps, progress=not args.no_progress, desc=f"oes {lab}"))
+        results.append(reconstruct(method, p, key, args.steps, progress=not args.no_progress, desc=f"oes {lab}",
+                                   track_ssim=not args.no_ssim))
     return results
 
 
@@ -271,7 +274,7 @@ def _reconstruct_and_write(args, problems, labels, method, mask) -> list[dict]:
     else:
         result = reconstruct(method, problem, jax.random.key(args.seed), args.steps, batch=args.batch,
                              loop=args.loop, independent_keys=args.independent_keys, progress=not args.no_progress,
-                             stopper=stopper, stop_early=args.stop_early)
+                             stopper=stopper, stop_early=args.stop_early, track_ssim=not args.no_ssim)
         results = [result] * len(problems)
     os.makedirs(args.out, exist_ok=True)
     rows = []
@@ -310,6 +313,8 @@ def _reconstruct_and_write(args, problems, labels, method, mask) -> list[dict]:
             metrics["detection_gap"] = metrics["psnr_peak_oracle"] - metrics["psnr_stop"]
         with open(os.path.join(folder, "metrics.json"), "w") as f:
             json.dump(metrics, f, indent=2)
+        with open(os.path.join(folder, "history.json"), "w") as f:  # the numbers behind curve.png, one per step
+            json.dump({k: np.asarray(v, np.float64).round(6).tolist() for k, v in hist.items()}, f)
         plot_curve(os.path.join(folder, "curve.png"), hist,
                    title=f"{args.method} · {args.task} · {lab} ({args.size}², σ={args.sigma:g})",
                    psnr_input=metrics["psnr_input"], iter_stop=metrics.get("iter_stop"))

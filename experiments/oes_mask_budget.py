@@ -3,11 +3,16 @@ subnetwork learns.
 
     python experiments/oes_mask_budget.py          # astronaut 64² RGB, σ = 25, 1000 mask steps, 1200 training steps
     python experiments/oes_mask_budget.py --quick  # 100 mask steps, 200 training steps
+    python experiments/oes_mask_budget.py --mask-steps 4000 --config kernels:0.1:0.05 --config kernels:0.1:0.01 \
+        --config kernels:0.1:0.0025 --random-masks --out experiments/results/oes_mask_budget_4000
+        # four times the mask budget, each learned mask against a random mask of the same density
 
 The authors learn the mask for 60,000 Adam steps (lr 0.01) over every parameter (METHODS.md §5). This script runs
 the two stages of dipjax.methods.oes on one image, on the 5-level OES network of ``fig6_robustness.py``, for a few
-configurations (``CONFIGS``: pruning scope, mask lr, kept fraction ρ), plus the dense network (no mask) trained the
-same way. Per configuration it records the relaxed-mask data loss at the start and end of mask learning, the mean
+configurations (``CONFIGS``, or ``--config scope:lr:rho``: pruning scope, mask lr, kept fraction ρ), plus the dense
+network (no mask) trained the same way; ``--random-masks`` also trains, per configuration, a uniformly random mask of
+the same scope and density (top-k of all-equal logits, ties broken at random), the baseline that says whether the
+learned mask matters. Per configuration it records the relaxed-mask data loss at the start and end of mask learning, the mean
 keep-probability σ(p), the fraction of batch-norm scales and of conv-kernel entries the binary mask keeps, and the
 sparse training's peak and final PSNR. Writes experiments/results/oes_mask_budget/{figure.png, metrics.json}.
 """
@@ -49,6 +54,19 @@ def kept_fractions(mask: OESMask):
     return frac(lambda k: k[-1] == "scale"), frac(lambda k: k[-1] == "kernel")
 
 
+def parse_config(text: str):
+    """``scope:lr:rho``, e.g. ``kernels:0.1:0.01``, as a ``CONFIGS`` row."""
+    try:
+        prune, lr, rho = text.split(":")
+        lr, rho = float(lr), float(rho)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected scope:lr:rho such as kernels:0.1:0.01, got {text!r}") from None
+    if prune not in ("all", "kernels") or lr <= 0 or not 0 < rho < 1:
+        raise argparse.ArgumentTypeError(f"expected scope all|kernels, lr > 0 and 0 < rho < 1, got {text!r}")
+    scope = "all parameters" if prune == "all" else "kernels only"
+    return (f"{scope}, lr {lr:g}, ρ {100 * rho:g} %", prune, lr, rho)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="100 mask steps, 200 training steps")
@@ -56,6 +74,9 @@ def main(argv=None):
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--mask-steps", type=int, default=None, help="mask-learning steps (1000; 100 with --quick)")
     ap.add_argument("--steps", type=int, default=None, help="sparse-training steps (1200; 200 with --quick)")
+    ap.add_argument("--config", type=parse_config, action="append", default=None,
+                    help="scope:lr:rho, repeatable (default: the three CONFIGS)")
+    ap.add_argument("--random-masks", action="store_true", help="also train a random mask per configuration")
     ap.add_argument("--out", default=OUT)
     ap.add_argument("--overwrite", action="store_true")
     args = ap.parse_args(argv)
@@ -72,26 +93,33 @@ def main(argv=None):
     psnr_input = float(psnr(problem.y, problem.x_true))
     key, network = jax.random.key(0), oes_network(3, levels=5)
     rows, curves = [], {}
-    for label, prune, lr, rho in CONFIGS:
+    for label, prune, lr, rho in args.config or CONFIGS:
         stage1 = OESMaskLearning(network=network, sparsity=rho, lr=lr, prune=prune)
         r1 = reconstruct(stage1, problem, key, args.mask_steps, track_ssim=False)
         loss = np.asarray(r1.history["data_loss"])
         logits = np.concatenate([np.ravel(p) for p in jax.tree_util.tree_leaves(r1.state.logits)])
         mask = learned_mask(r1.state, rho, jax.random.fold_in(key, 1), prune)
-        r2 = reconstruct(OES(network=network, mask=mask), problem, key, args.steps, track_ssim=False)
-        curve = np.asarray(r2.history["psnr"])
-        bn_kept, kernel_kept = kept_fractions(mask)
-        rows.append({"label": label, "prune": prune, "mask_lr": lr, "sparsity": rho,
-                     "relaxed_loss_start": float(loss[:20].mean()), "relaxed_loss_end": float(loss[-20:].mean()),
-                     "mean_keep_probability": float(np.mean(1 / (1 + np.exp(-logits)))),
-                     "batchnorm_scales_kept": bn_kept, "kernel_entries_kept": kernel_kept,
-                     "parameters_kept": int(round(mask.density * logits.size)),
-                     "psnr_peak": float(curve.max()), "iter_peak": int(curve.argmax()) + 1,
-                     "psnr_final": float(curve[-1])})
-        curves[label] = curve
-        print(f"{label:>34}: relaxed loss {rows[-1]['relaxed_loss_start']:.4f} -> {rows[-1]['relaxed_loss_end']:.4f},"
-              f" BN scales kept {bn_kept:.2f}; sparse net peak {curve.max():.2f} dB @ {curve.argmax() + 1}, final "
-              f"{curve[-1]:.2f} dB", flush=True)
+        stats = {"relaxed_loss_start": float(loss[:20].mean()), "relaxed_loss_end": float(loss[-20:].mean()),
+                 "mean_keep_probability": float(np.mean(1 / (1 + np.exp(-logits))))}
+        masks = [(label, mask, stats)]
+        if args.random_masks:
+            flat_logits = r1.state._replace(logits=jax.tree_util.tree_map(np.zeros_like, r1.state.logits))
+            masks.append((label.replace(", lr", ", random mask; lr"),
+                          learned_mask(flat_logits, rho, jax.random.fold_in(key, 2), prune), {}))
+        for row_label, m, extra in masks:
+            curve = np.asarray(reconstruct(OES(network=network, mask=m), problem, key, args.steps,
+                                           track_ssim=False).history["psnr"])
+            bn_kept, kernel_kept = kept_fractions(m)
+            rows.append({"label": row_label, "prune": prune, "mask_lr": lr, "sparsity": rho, **extra,
+                         "batchnorm_scales_kept": bn_kept, "kernel_entries_kept": kernel_kept,
+                         "parameters_kept": int(round(m.density * logits.size)),
+                         "psnr_peak": float(curve.max()), "iter_peak": int(curve.argmax()) + 1,
+                         "psnr_final": float(curve[-1])})
+            curves[row_label] = curve
+            losses = (f"relaxed loss {extra['relaxed_loss_start']:.4f} -> {extra['relaxed_loss_end']:.4f}, "
+                      if extra else "")
+            print(f"{row_label:>44}: {losses}BN scales kept {bn_kept:.2f}; sparse net peak {curve.max():.2f} dB @ "
+                  f"{curve.argmax() + 1}, final {curve[-1]:.2f} dB", flush=True)
     dense = OESMask(jax.tree_util.tree_map(lambda p: np.ones(p.shape, bool), r1.state.params0),
                     r1.state.params0, r1.state.z)
     curve = np.asarray(reconstruct(OES(network=network, mask=dense), problem, key, args.steps,
@@ -99,7 +127,7 @@ def main(argv=None):
     curves["dense (no mask)"] = curve
     rows.append({"label": "dense (no mask)", "psnr_peak": float(curve.max()), "iter_peak": int(curve.argmax()) + 1,
                  "psnr_final": float(curve[-1]), "parameters_kept": int(logits.size)})
-    print(f"{'dense (no mask)':>34}: peak {curve.max():.2f} dB @ {curve.argmax() + 1}, final {curve[-1]:.2f} dB")
+    print(f"{'dense (no mask)':>44}: peak {curve.max():.2f} dB @ {curve.argmax() + 1}, final {curve[-1]:.2f} dB")
 
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for label, c in curves.items():
@@ -111,7 +139,8 @@ def main(argv=None):
     fig.tight_layout()
     fig.savefig(out_png, dpi=120)
     record = {"config": {"image": args.image, "size": args.size, "sigma": 25.0, "mask_steps": args.mask_steps,
-                         "steps": args.steps, "network": "oes_network(3, levels=5)", "backend": jax.default_backend(),
+                         "steps": args.steps, "network": "oes_network(3, levels=5)",
+                         "random_masks": args.random_masks, "backend": jax.default_backend(),
                          "total_seconds": time.perf_counter() - t0,
                          "command": "python experiments/oes_mask_budget.py " + " ".join(argv or sys.argv[1:])},
               "psnr_input": psnr_input, "rows": rows}

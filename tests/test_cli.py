@@ -28,8 +28,13 @@ def test_reconstruct_batch_writes_everything(tmp_path, capsys):
                  "--out", str(out)] + SMALL) == 0
     for name in ("camera", "coins"):
         folder = out / name
-        assert {p.name for p in folder.iterdir()} == {"estimate.png", "degraded.png", "curve.png", "metrics.json"}
+        assert {p.name for p in folder.iterdir()} == {"estimate.png", "degraded.png", "curve.png", "metrics.json",
+                                                      "history.json"}
         m = json.loads((folder / "metrics.json").read_text())
+        h = json.loads((folder / "history.json").read_text())
+        assert {"loss", "psnr", "ssim"} <= set(h) and all(len(v) == 15 for v in h.values())
+        assert max(h["psnr"]) == pytest.approx(m["psnr_peak_oracle"], abs=1e-4)  # the curve names the same peak
+        assert h["psnr"][-1] == pytest.approx(m["psnr_final"], abs=1e-3)
         for key in ("psnr_input", "psnr_final", "ssim_final", "psnr_peak_oracle", "iter_peak_oracle", "steps",
                     "seconds", "compile_seconds", "method", "task", "seed"):
             assert key in m
@@ -40,9 +45,12 @@ def test_reconstruct_batch_writes_everything(tmp_path, capsys):
 
 @pytest.mark.parametrize("task", ["sr", "deblur", "cs"])
 def test_other_tasks_run(tmp_path, task):
-    assert main(["reconstruct", "--task", task, "--image", "moon", "--out", str(tmp_path / task)] + SMALL) == 0
+    assert main(["reconstruct", "--task", task, "--image", "moon", "--out", str(tmp_path / task), "--no-ssim"]
+                + SMALL) == 0
     m = json.loads((tmp_path / task / "moon" / "metrics.json").read_text())
-    assert np.isfinite(m["psnr_final"]) and m["task"] == task
+    assert np.isfinite(m["psnr_final"]) and m["task"] == task and -1 <= m["ssim_final"] <= 1
+    h = json.loads((tmp_path / task / "moon" / "history.json").read_text())
+    assert "ssim" not in h and len(h["psnr"]) == 15  # --no-ssim: no per-step SSIM, the final one is still there
 
 
 def test_bad_inputs_exit_2_with_one_line_and_write_nothing(tmp_path, capsys):
