@@ -12,9 +12,10 @@ the two stages of dipjax.methods.oes on one image, on the 5-level OES network of
 configurations (``CONFIGS``, or ``--config scope:lr:rho``: pruning scope, mask lr, kept fraction ρ), plus the dense
 network (no mask) trained the same way; ``--random-masks`` also trains, per configuration, a uniformly random mask of
 the same scope and density (top-k of all-equal logits, ties broken at random), the baseline that says whether the
-learned mask matters. Per configuration it records the relaxed-mask data loss at the start and end of mask learning, the mean
-keep-probability σ(p), the fraction of batch-norm scales and of conv-kernel entries the binary mask keeps, and the
-sparse training's peak and final PSNR. Writes experiments/results/oes_mask_budget/{figure.png, metrics.json}.
+learned mask matters. Per configuration it records the relaxed-mask data loss at the start and end of mask
+learning, the mean keep-probability σ(p), the fraction of batch-norm scales and of conv-kernel entries the binary
+mask keeps, and the sparse training's peak and final PSNR. Writes figure.png and metrics.json into ``--out``
+(default experiments/results/oes_mask_budget/).
 """
 
 from __future__ import annotations
