@@ -38,6 +38,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from dipjax.data import load_image  # noqa: E402
 from dipjax.engine import reconstruct  # noqa: E402
 from dipjax.methods import OES, OESMask, OESMaskLearning, learned_mask, oes_network  # noqa: E402
+from dipjax.methods.oes import PRUNE_SCOPES  # noqa: E402
 from dipjax.metrics import psnr  # noqa: E402
 from dipjax.tasks import TaskConfig, degradation_key, simulate  # noqa: E402
 
@@ -62,8 +63,9 @@ def parse_config(text: str):
         lr, rho = float(lr), float(rho)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected scope:lr:rho such as kernels:0.1:0.01, got {text!r}") from None
-    if prune not in ("all", "kernels") or lr <= 0 or not 0 < rho < 1:
-        raise argparse.ArgumentTypeError(f"expected scope all|kernels, lr > 0 and 0 < rho < 1, got {text!r}")
+    if prune not in PRUNE_SCOPES or lr <= 0 or not 0 < rho < 1:
+        raise argparse.ArgumentTypeError(f"expected scope {'|'.join(PRUNE_SCOPES)}, lr > 0 and 0 < rho < 1, "
+                                         f"got {text!r}")
     scope = "all parameters" if prune == "all" else "kernels only"
     return (f"{scope}, lr {lr:g}, ρ {100 * rho:g} %", prune, lr, rho)
 
