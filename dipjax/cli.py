@@ -1,19 +1,24 @@
-"""The ``dipjax`` command: ``dipjax reconstruct ...`` and ``dipjax demo``.
+"""The ``dipjax`` command: ``dipjax reconstruct ...``, ``dipjax demo``, and ``dipjax tasks`` / ``dipjax methods``
+(the tables of registered tasks and methods).
 
-Bad input (missing or unreadable image, unknown task/method/image, a size the network cannot take, negative σ,
-steps ≤ 0, an existing non-empty ``--out`` without ``--overwrite``) ends with exit status 2 and one line on stderr
-naming the problem; everything is checked before anything is written.
+The task options and the method hyper-parameters are not listed here: they come from the task registry
+(:mod:`dipjax.tasks`: every option field of every task) and the method registry (:mod:`dipjax.methods`: the
+:class:`~dipjax.methods.Option` s each method exposes). An option that the chosen task or method does not have is
+refused. The arguments become one frozen :class:`~dipjax.run.RunConfig`; ``--dry-run`` prints its resolved form as
+JSON and writes nothing, and ``metrics.json`` records the same.
+
+Bad input (missing or unreadable image, unknown task/method/image, an option of another task or method, a value an
+option cannot take, a size the network cannot take, an existing non-empty ``--out`` without ``--overwrite``) ends
+with exit status 2 and one line on stderr naming the problem; everything is checked before anything is written.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
-
-from dipjax.data import BUNDLED
-from dipjax.tasks import NOISE_CHANNELS, TASKS
 
 DEMO_OUT = "dipjax-demo"
 
@@ -37,27 +42,60 @@ def _positive_int(s):
     return v
 
 
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _task_arguments(parser) -> None:
+    """One option per field of any registered task (shared fields once); ``None`` means "the task's default"."""
+    from dipjax.tasks import TASKS, TaskConfig, task_options
+
+    group = parser.add_argument_group("task options (each applies to the tasks named in its help)")
+    fields = {f.name: (f, ["every task"]) for f in dataclasses.fields(TaskConfig)}
+    for name, cls in TASKS.items():
+        for f in task_options(cls):
+            fields.setdefault(f.name, (f, []))[1].append(name)
+    for name, (f, tasks) in fields.items():
+        choices = f.metadata.get("choices")
+        group.add_argument(_flag(name), dest=f"task_{name}", default=None, type=type(f.default),
+                           choices=choices, metavar=None if choices else name.upper(),
+                           help=f"{f.metadata['help']} ({', '.join(tasks)}; default {f.default})")
+
+
+def _method_arguments(parser) -> None:
+    """One option per hyper-parameter any registered method exposes."""
+    from dipjax.methods import METHODS
+
+    group = parser.add_argument_group("method hyper-parameters (default: the method's published value)")
+    options: dict[str, tuple] = {}
+    for name, spec in METHODS.items():
+        for o in spec.options:
+            options.setdefault(o.flag, (o, spec, []))[2].append(name)
+    for flag, (o, spec, methods) in options.items():
+        default = next(f.default for f in dataclasses.fields(spec.method) if f.name == o.field)
+        kind = type(default) if o.convert is None and isinstance(default, (int, float)) else str
+        group.add_argument(f"--{flag}", dest=f"method_{flag}", default=None, type=kind,
+                           help=f"{o.help} ({', '.join(methods)})")
+
+
 def _build_parser():
-    from dipjax.methods.oes import PRUNE_SCOPES
-    from dipjax.methods.presets import METHOD_NAMES, PUBLISHED_STEPS
+    from dipjax.data import BUNDLED
+    from dipjax.methods import METHODS
+    from dipjax.run import STOPPERS
+    from dipjax.tasks import TASKS
 
     p = _Parser(prog="dipjax", description="Deep Image Prior reconstructions in JAX.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     r = sub.add_parser("reconstruct", help="reconstruct one or more images (several --image run as one batch)")
-    r.add_argument("--task", required=True, choices=TASKS)
+    r.add_argument("--task", required=True, choices=list(TASKS), help="; ".join(f"{k}: {v.summary}"
+                                                                               for k, v in TASKS.items()))
     r.add_argument("--image", action="append", required=True,
                    help=f"bundled name ({', '.join(sorted(BUNDLED))}) or a PNG/JPEG/TIFF/NPY path; repeat for a batch")
-    r.add_argument("--method", default="dip", choices=list(METHOD_NAMES),
-                   help="; ".join(f"{k}: {v}" for k, v in METHOD_NAMES.items()))
-    r.add_argument("--sigma", type=float, default=25.0, help="Gaussian noise std on the 0-255 scale (default 25)")
-    r.add_argument("--noise-channels", choices=NOISE_CHANNELS, default="independent",
-                   help="draw the noise per channel (default) or once per pixel for all channels (Deep Decoder's "
-                        "σ = 25 protocol)")
+    r.add_argument("--method", default="dip", choices=list(METHODS),
+                   help="; ".join(f"{k}: {v.label}" for k, v in METHODS.items()))
     r.add_argument("--steps", type=_positive_int, default=None,
-                   help="network updates (default: the method's published count: "
-                        + ", ".join(f"{k} {v[1] if isinstance(v, tuple) else v}" for k, v in PUBLISHED_STEPS.items())
-                        + ")")
+                   help="network updates (default: the method's published count for the task; `dipjax methods`)")
     r.add_argument("--size", type=_positive_int, default=256, help="centre-crop and resize to SIZE x SIZE")
     r.add_argument("--width", type=_positive_int, default=None,
                    help="network width (method default: skip nets 128, U-Nets 64, Deep Decoder k 128, ...)")
@@ -66,14 +104,12 @@ def _build_parser():
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--out", required=True, help="output folder (one sub-folder per image)")
     r.add_argument("--overwrite", action="store_true", help="allow writing into an existing non-empty --out")
+    r.add_argument("--dry-run", action="store_true",
+                   help="print the resolved configuration as JSON and exit without computing or writing anything")
     color = r.add_mutually_exclusive_group()
     color.add_argument("--gray", action="store_true", help="convert images to grayscale")
     color.add_argument("--rgb", action="store_true", help="convert images to RGB")
-    r.add_argument("--lr", type=float, default=None, help="learning rate (method default)")
-    r.add_argument("--input-noise", type=float, default=None, help="input perturbation std σ_p (task default)")
-    r.add_argument("--ema", type=float, default=None,
-                   help="exponential average of outputs, e.g. 0.99 (method default; DIP: off)")
-    r.add_argument("--stop", choices=["wmv", "emv"], default=None,
+    r.add_argument("--stop", choices=STOPPERS, default=None,
                    help="early-stopping rule of ES-DIP: windowed (wmv) or exponential (emv) moving variance")
     r.add_argument("--stop-window", type=_positive_int, default=100, help="ES-WMV window W (default 100)")
     r.add_argument("--stop-patience", type=_positive_int, default=1000, help="ES-WMV/EMV patience P (default 1000)")
@@ -86,23 +122,8 @@ def _build_parser():
     r.add_argument("--no-progress", action="store_true")
     r.add_argument("--no-ssim", action="store_true",
                    help="skip the per-step SSIM curve (a real cost at 512²); the final SSIM is still reported")
-    o = r.add_argument_group("Optimal Eye Surgeon")
-    o.add_argument("--oes-mask-steps", type=_positive_int, default=None,
-                   help=f"mask-learning steps before sparse training (default {PUBLISHED_STEPS['oes'][0]})")
-    o.add_argument("--oes-sparsity", type=float, default=0.05, help="kept fraction of parameters (default 0.05)")
-    o.add_argument("--oes-prune", choices=PRUNE_SCOPES, default="all",
-                   help="what the mask covers: every parameter (the authors, default) or conv kernels only")
-    o.add_argument("--oes-mask", default=None,
-                   help="an .npz mask saved by an earlier run: skip mask learning and transfer it (fresh weights)")
-    g = r.add_argument_group("task options")
-    g.add_argument("--mask", choices=("random", "box", "text"), default="random")
-    g.add_argument("--keep", type=float, default=0.5, help="inpainting: fraction of observed pixels")
-    g.add_argument("--factor", type=int, choices=(2, 4, 8), default=4, help="super-resolution factor")
-    g.add_argument("--kernel", choices=("gaussian", "uniform", "motion"), default="gaussian")
-    g.add_argument("--kernel-size", type=_positive_int, default=9)
-    g.add_argument("--blur-std", type=float, default=1.6)
-    g.add_argument("--boundary", choices=("circular", "valid"), default="circular")
-    g.add_argument("--ratio", type=float, default=0.25, help="compressed sensing: measurements per unknown")
+    _task_arguments(r)
+    _method_arguments(r)
 
     d = sub.add_parser("demo", help="denoise a bundled image (camera, σ = 25) and write the results")
     d.add_argument("--out", default=DEMO_OUT)
@@ -112,6 +133,9 @@ def _build_parser():
     d.add_argument("--width", type=_positive_int, default=32)
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--no-progress", action="store_true")
+
+    sub.add_parser("tasks", help="print the table of registered tasks and their options (Markdown)")
+    sub.add_parser("methods", help="print the table of registered methods: published steps per task, options")
     return p
 
 
@@ -125,226 +149,132 @@ def _check_out(out: str, overwrite: bool) -> None:
         raise UsageError(f"cannot create --out {out!r}: folder {parent!r} does not exist")
 
 
-def run_reconstruct(args) -> list[dict]:
-    """Validate everything, then reconstruct and write one sub-folder per image. Returns the metrics."""
+def _option_error(exc) -> UsageError:
+    """An OptionError as the CLI names it (``--flag message``), any other ValueError as its first line."""
+    from dipjax.validation import OptionError
+
+    if isinstance(exc, OptionError):
+        return UsageError(f"{_flag(exc.option)} {exc.message}")
+    return UsageError(str(exc).splitlines()[0])
+
+
+def run_config(args):
+    """The arguments as a :class:`~dipjax.run.RunConfig`; refuses options of another task or method."""
+    from dipjax.methods import get_method
+    from dipjax.run import RunConfig
+    from dipjax.tasks import get_task
+    from dipjax.validation import OptionError
+
+    task_cls = get_task(args.task)
+    task_fields = {f.name for f in dataclasses.fields(task_cls)}
+    options = {}
+    for key, value in vars(args).items():
+        if key.startswith("task_") and value is not None:
+            name = key[len("task_"):]
+            if name not in task_fields:
+                raise UsageError(f"{_flag(name)} does not apply to task {args.task}")
+            options[name] = value
+    spec = get_method(args.method)
+    settings = {}
+    for key, value in vars(args).items():
+        if key.startswith("method_") and value is not None:
+            flag = key[len("method_"):].replace("_", "-")
+            option = spec.option(flag)
+            if option is None:
+                raise UsageError(f"--{flag} does not apply to {args.method}")
+            try:
+                settings[option.field] = option.convert(value) if option.convert else value
+            except (ValueError, OSError) as exc:
+                raise UsageError(f"--{flag}: {str(exc).splitlines()[0]}") from None
+    try:
+        return RunConfig(task=task_cls(**options), method=args.method, images=tuple(args.image), size=args.size,
+                         channels=1 if args.gray else 3 if args.rgb else None, width=args.width, scales=args.scales,
+                         method_options=tuple(settings.items()), steps=args.steps, seed=args.seed, stop=args.stop,
+                         stop_window=args.stop_window, stop_patience=args.stop_patience, stop_early=args.stop_early,
+                         independent_keys=args.independent_keys, batch=args.batch, loop=args.loop,
+                         track_ssim=not args.no_ssim)
+    except (OptionError, ValueError) as exc:
+        raise _option_error(exc) from None
+
+
+def run_reconstruct(args, argv=None) -> list[dict]:
+    """Validate everything, then reconstruct and write one sub-folder per image (or, with ``--dry-run``, print the
+    resolved configuration). Returns the metrics (or ``[]`` for a dry run)."""
     import numpy as np
 
-    from dipjax.data import ImageError, image_label, load_image
-    from dipjax.tasks import TaskConfig, degradation_key, simulate
+    from dipjax.data import ImageError
+    from dipjax.report import strict_json, write_image_report
+    from dipjax.validation import OptionError
 
-    if args.sigma < 0:
-        raise UsageError(f"--sigma must be non-negative, got {args.sigma}")
-    if args.lr is not None and args.lr <= 0:
-        raise UsageError(f"--lr must be positive, got {args.lr}")
-    if args.input_noise is not None and args.input_noise < 0:
-        raise UsageError(f"--input-noise must be non-negative, got {args.input_noise}")
-    if args.ema is not None and not 0 <= args.ema < 1:
-        raise UsageError(f"--ema must be in [0, 1), got {args.ema}")
-    if not 0 < args.oes_sparsity < 1:
-        raise UsageError(f"--oes-sparsity must be in (0, 1), got {args.oes_sparsity}")
-    if args.task == "inpaint" and not 0 < args.keep <= 1:
-        raise UsageError(f"--keep must be in (0, 1], got {args.keep}")
-    if args.task == "cs" and not 0 < args.ratio <= 1:
-        raise UsageError(f"--ratio must be in (0, 1], got {args.ratio}")
-    if args.task == "deblur" and (args.blur_std <= 0 or args.kernel_size > args.size):
-        raise UsageError("--blur-std must be positive and --kernel-size no larger than --size")
-    _check_out(args.out, args.overwrite)
-    channels = 1 if args.gray else 3 if args.rgb else None
-    images, labels = [], []
+    run = run_config(args)
+    if not args.dry_run:
+        _check_out(args.out, args.overwrite)
     try:
-        for spec in args.image:
-            images.append(load_image(spec, args.size, channels))
-            label = image_label(spec)
-            labels.append(label if label not in labels else f"{label}-{len(labels)}")
+        images, labels = run.load_images()
     except ImageError as exc:
         raise UsageError(str(exc).splitlines()[0]) from None
     if len({im.shape[-1] for im in images}) > 1:  # mixed gray and colour: promote to RGB
         images = [np.repeat(im, 3, -1) if im.shape[-1] == 1 else im for im in images]
-    c = images[0].shape[-1]
-    mask = None
-    if args.oes_mask is not None:
-        from dipjax.methods import OESMask
-
-        if args.method != "oes":
-            raise UsageError("--oes-mask needs --method oes")
-        try:
-            mask = OESMask.load(args.oes_mask)
-        except (ValueError, FileNotFoundError) as exc:
-            raise UsageError(str(exc).splitlines()[0]) from None
-    method = _build_method(args, c)
     try:
-        config = TaskConfig(task=args.task, sigma=args.sigma, noise_channels=args.noise_channels, mask=args.mask,
-                            keep=args.keep, factor=args.factor, kernel=args.kernel, kernel_size=args.kernel_size,
-                            blur_std=args.blur_std, boundary=args.boundary, ratio=args.ratio)
+        method = run.build_method(images[0].shape)
+    except OptionError as exc:
+        raise _option_error(exc) from None
+    except ValueError as exc:
+        raise UsageError(f"--size {run.size} does not fit the {run.method} network: {exc}") from None
+    config = run.resolved(method)
+    config["command"] = "dipjax " + " ".join(argv if argv is not None else sys.argv[1:])
+    if args.dry_run:
+        print(json.dumps(strict_json(config), indent=1))
+        return []
+    try:
         # The operators validate their own configuration (SR factor vs size, CS matrix size, kernel vs image).
-        problems = [simulate(config, degradation_key(args.seed, lab), im) for im, lab in zip(images, labels)]
+        problems = run.simulate(images, labels)
     except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    if args.steps is None:
-        from dipjax.methods.presets import PUBLISHED_STEPS
-
-        steps = PUBLISHED_STEPS[args.method]
-        args.steps = steps[1] if isinstance(steps, tuple) else steps
-    if args.method == "oes" and args.oes_mask_steps is None:
-        from dipjax.methods.presets import PUBLISHED_STEPS
-
-        args.oes_mask_steps = PUBLISHED_STEPS["oes"][0]
-    return _reconstruct_and_write(args, problems, labels, method, mask)
-
-
-def _build_method(args, channels):
-    """The ``--method`` with its published defaults for ``--task``, resized by ``--width``/``--scales`` and with the
-    user's ``--lr``/``--input-noise``/``--ema`` where the method has such a field."""
-    import dataclasses
-
-    from dipjax.methods.presets import build_method
-
-    overrides = {}
+        raise _option_error(exc) from None
     try:
-        method = build_method(args.method, args.task, channels, args.size, width=args.width, scales=args.scales)
-    except ValueError as exc:
-        raise UsageError(f"--size {args.size} does not fit the {args.method} network: {exc}") from None
-    fields = {f.name for f in dataclasses.fields(method)}
-    if args.lr is not None:
-        overrides["lr_theta" if "lr_theta" in fields else "lr"] = args.lr
-    if args.ema is not None:
-        if "output_ema" not in fields:
-            raise UsageError(f"--ema does not apply to {args.method}, which has no output average")
-        overrides["output_ema"] = args.ema
-    if args.method == "oes":
-        overrides["sparsity"] = args.oes_sparsity
-        overrides["prune"] = args.oes_prune
-    if args.input_noise is not None:
-        if "input_noise_std" not in fields:
-            raise UsageError(f"--input-noise does not apply to {args.method}, which does not perturb its input")
-        overrides["input_noise_std"] = args.input_noise
-    try:
-        return dataclasses.replace(method, **overrides)  # __post_init__ validates the user's values
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-
-
-def _run_oes(args, problem, labels, stage1, mask):
-    """Optimal Eye Surgeon per image: learn a mask (or use ``mask``), save it, then train the sparse network."""
-    import jax
-
-    from dipjax.engine import reconstruct
-    from dipjax.methods import OES, learned_mask
-
-    results = []
-    problems = [problem] if problem.batch_size is None else [problem[i] for i in range(problem.batch_size)]
-    key = jax.random.key(args.seed)
-    for lab, p in zip(labels, problems):
-        if mask is None:
-            r1 = reconstruct(stage1, p, key, args.oes_mask_steps, progress=not args.no_progress,
-                             desc=f"oes mask {lab}", track_ssim=not args.no_ssim)
-            m = learned_mask(r1.state, stage1.sparsity, jax.random.fold_in(key, 1), stage1.prune)
-            os.makedirs(os.path.join(args.out, lab), exist_ok=True)
-            m.save(os.path.join(args.out, lab, "oes_mask.npz"), overwrite=args.overwrite)
-            method = OES(network=stage1.network, mask=m)
-        else:
-            method = OES(network=stage1.network, mask=mask, transfer=True)
-        results.append(reconstruct(method, p, key, args.steps, progress=not args.no_progress, desc=f"oes {lab}",
-                                   track_ssim=not args.no_ssim))
-    return results
-
-
-def _reconstruct_and_write(args, problems, labels, method, mask) -> list[dict]:
-    import jax
-    import numpy as np
-
-    from dipjax.data import save_png
-    from dipjax.engine import reconstruct
-    from dipjax.metrics import psnr, ssim
-    from dipjax.plotting import plot_curve
-    from dipjax.problem import stack_problems
-    from dipjax.stopping import ExponentialMovingVariance, WindowedMovingVariance
-    from dipjax.tasks import degraded_image
-
-    problem = problems[0] if len(problems) == 1 else stack_problems(problems)
-    stopper = None
-    if args.stop == "wmv":
-        stopper = WindowedMovingVariance(window=args.stop_window, patience=args.stop_patience)
-    elif args.stop == "emv":
-        stopper = ExponentialMovingVariance(patience=args.stop_patience)
-    if args.method == "oes":
-        if stopper is not None:
-            raise UsageError("--stop does not apply to oes, which trains a sparse network without early stopping")
-        results = _run_oes(args, problem, labels, method, mask)
-    else:
-        result = reconstruct(method, problem, jax.random.key(args.seed), args.steps, batch=args.batch,
-                             loop=args.loop, independent_keys=args.independent_keys, progress=not args.no_progress,
-                             stopper=stopper, stop_early=args.stop_early, track_ssim=not args.no_ssim)
-        results = [result] * len(problems)
+        result = run.execute(method, problems, progress=not args.no_progress)
+    except ValueError as exc:  # e.g. a method that refuses this task
+        raise _option_error(exc) from None
     os.makedirs(args.out, exist_ok=True)
     rows = []
     for i, (lab, p) in enumerate(zip(labels, problems)):
-        result = results[i]
-        batched_result = len(problems) > 1 and args.method != "oes"
-        pick = (lambda a: a[i]) if batched_result else (lambda a: a)
-        x_hat, hist = pick(result.x_final), {k: pick(v) for k, v in result.history.items()}
-        degraded = np.asarray(degraded_image(p))
         folder = os.path.join(args.out, lab)
-        os.makedirs(folder, exist_ok=True)
-        save_png(os.path.join(folder, "estimate.png"), x_hat)
-        save_png(os.path.join(folder, "degraded.png"), degraded)
-        metrics = {
-            "image": args.image[i], "task": args.task, "method": args.method, "seed": args.seed,
-            "sigma": args.sigma, "noise_channels": args.noise_channels, "size": args.size,
-            "channels": int(x_hat.shape[-1]), "width": args.width,
-            "scales": args.scales, "config": _describe(method),
-            **({"oes_mask_steps": args.oes_mask_steps if mask is None else None,
-                "oes_mask": args.oes_mask} if args.method == "oes" else {}),
-            "steps": result.steps, "batch_size": len(problems),
-            "psnr_input": float(psnr(degraded, p.x_true)),
-            "psnr_final": float(psnr(x_hat, p.x_true)), "ssim_final": float(ssim(x_hat, p.x_true)),
-            "psnr_peak_oracle": float(pick(result.psnr_peak_oracle)),
-            "iter_peak_oracle": int(pick(result.iter_peak_oracle)),
-            "seconds": result.run_seconds, "compile_seconds": result.compile_seconds,
-            "init_seconds": result.init_seconds, "seconds_per_step": result.seconds_per_step,
-            "strategy": list(result.strategy), "backend": jax.default_backend(),
-        }
-        if stopper is not None:
-            x_stop = pick(result.x_stop)
-            save_png(os.path.join(folder, "stopped.png"), x_stop)
-            metrics.update({"stop": args.stop, "stop_window": args.stop_window, "stop_patience": args.stop_patience,
-                            "iter_stop": int(pick(result.iter_stop)), "psnr_stop": float(psnr(x_stop, p.x_true)),
-                            "ssim_stop": float(ssim(x_stop, p.x_true))})
-            metrics["detection_gap"] = metrics["psnr_peak_oracle"] - metrics["psnr_stop"]
-        with open(os.path.join(folder, "metrics.json"), "w") as f:
-            json.dump(metrics, f, indent=2)
-        with open(os.path.join(folder, "history.json"), "w") as f:  # the numbers behind curve.png, one per step
-            json.dump({k: np.asarray(v, np.float64).round(6).tolist() for k, v in hist.items()}, f)
-        plot_curve(os.path.join(folder, "curve.png"), hist,
-                   title=f"{args.method} · {args.task} · {lab} ({args.size}², σ={args.sigma:g})",
-                   psnr_input=metrics["psnr_input"], iter_stop=metrics.get("iter_stop"))
+        index = i if len(problems) > 1 else None
+        metrics = write_image_report(folder, p, result, index, label=lab, config=config,
+                                     title=f"{run.method} · {run.task.name} · {lab} ({run.size}², σ={run.task.sigma:g})")
+        if "masks" in result.extras:  # OES: the learned (or transferred) mask, reusable with --oes-mask
+            result.extras["masks"][i].save(os.path.join(folder, "oes_mask.npz"), overwrite=args.overwrite)
         rows.append(metrics)
-        stopped = (f", {args.stop} stop {metrics['psnr_stop']:.2f} dB @ {metrics['iter_stop']}"
-                   if stopper is not None else "")
+        stopped = (f", {run.stop} stop {metrics['psnr_stop']:.2f} dB @ {metrics['iter_stop']}"
+                   if "psnr_stop" in metrics else "")
         print(f"{lab}: input {metrics['psnr_input']:.2f} dB, final {metrics['psnr_final']:.2f} dB, "
               f"peak (oracle) {metrics['psnr_peak_oracle']:.2f} dB @ {metrics['iter_peak_oracle']}{stopped} -> {folder}")
+    import jax
+
     print(f"{result.steps} steps in {result.run_seconds:.1f} s (+{result.compile_seconds:.1f} s compile) on "
           f"{jax.default_backend()}; results in {os.path.abspath(args.out)}")
     return rows
 
 
-def _describe(method) -> dict:
-    """The method's scalar hyper-parameters, for metrics.json."""
-    import dataclasses
-
-    return {f.name: getattr(method, f.name) for f in dataclasses.fields(method)
-            if isinstance(getattr(method, f.name), (int, float, str, bool))}
-
-
 def main(argv=None) -> int:
     try:
         args = _build_parser().parse_args(argv)
-        if args.command == "demo":
-            args = _build_parser().parse_args(
-                ["reconstruct", "--task", "denoise", "--image", "camera", "--sigma", "25", "--steps", str(args.steps),
-                 "--size", str(args.size), "--width", str(args.width), "--seed", str(args.seed), "--out", args.out]
-                + (["--overwrite"] if args.overwrite else []) + (["--no-progress"] if args.no_progress else []))
-        run_reconstruct(args)
+        if args.command == "tasks":
+            from dipjax.tasks import markdown_table
+
+            print(markdown_table())
+        elif args.command == "methods":
+            from dipjax.methods.registry import markdown_table
+
+            print(markdown_table())
+        else:
+            if args.command == "demo":
+                argv = ["reconstruct", "--task", "denoise", "--image", "camera", "--sigma", "25", "--steps",
+                        str(args.steps), "--size", str(args.size), "--width", str(args.width), "--seed",
+                        str(args.seed), "--out", args.out] + (["--overwrite"] if args.overwrite else []) + \
+                    (["--no-progress"] if args.no_progress else [])
+                args = _build_parser().parse_args(argv)
+            run_reconstruct(args, argv)
     except UsageError as exc:
         print(f"dipjax: error: {exc}", file=sys.stderr)
         return 2

@@ -1,23 +1,47 @@
 """The compiled reconstruction loop: :func:`reconstruct` drives any method of :mod:`dipjax.methods`.
 
-``reconstruct(method, problem, key, steps)`` compiles one step once per (method, shape), runs it ``steps`` times with
-no Python work in the hot path, keeps the history (the method's ``info`` scalars, PSNR and SSIM when ``x_true`` is
-known) in preallocated device arrays, and reads back to the host only every ``sync_every`` steps (progress bar,
-early exit). A batched problem (leading axis on every leaf, :func:`dipjax.problem.stack_problems`) runs as one
-program in which every image has its own network, input, optimiser state and keys.
+``reconstruct(method, problem, key, steps)`` compiles one step once per (method, monitors, shapes) and runs it
+``steps`` times with no Python work in the hot path. Beside the method it runs a :mod:`monitor <dipjax.monitors>`
+(PSNR/SSIM, the oracle peak and an early-stopping rule by default). A step is
 
-Keys. ``key`` splits into an init key and a run key; step ``t`` uses ``fold_in(run_key, t)``. By default every image
-of a batch uses the same keys, so each image starts from the same weights and input (and sees the same input
-perturbations) as a single-image run with that key: the protocol of the survey's Fig. 3. ``independent_keys=True``
-gives image ``i`` the keys ``fold_in(·, i)`` instead.
+    state, info = method.step(state, problem, fold_in(run_key, t))
+    monitor_state, metrics = monitor.update(monitor_state, StepView(t, state.out, method.estimate(state), problem))
+    history[name][t % 100] = value    for every scalar of info and metrics
+
+so the history lives in a preallocated device ring buffer (100 entries per metric, more if ``sync_every`` asks), which
+the host copies into a preallocated array every ``sync_every`` steps (progress bar, early exit): one small transfer
+per metric per sync, the same cost at step 150,000 as at step 1, and one compilation whatever the run's length. A batched problem (leading axis on every leaf,
+:func:`dipjax.problem.stack_problems`) runs as one program in which every image has its own network, input,
+optimiser state and keys.
+
+Iterations (the convention of :mod:`dipjax.methods.base`): ``history[name][..., k - 1]`` belongs to iteration ``k``,
+the state after the ``k``-th update; monitors report iterations 1-based (``iter_peak_oracle``, ``iter_stop``; 0 is the
+initial estimate).
+
+Keys. ``key`` splits into an init key and a run key; step ``t`` (0-based) uses ``fold_in(run_key, t)``. By default
+every image of a batch uses the same keys, so each image starts from the same weights and input (and sees the same
+input perturbations) as a single-image run with that key: the protocol of the survey's Fig. 3.
+``independent_keys=True`` gives image ``i`` the keys ``fold_in(·, i)`` instead.
+
+Your own loop: :func:`make_program` returns the jitted ``init`` and ``step`` the engine uses,
+
+.. code-block:: python
+
+    prog = make_program(method, default_monitors(), problem)
+    init_key, run_key = jax.random.split(key)
+    carry = prog.init(init_key, problem)
+    for t in range(steps):
+        carry = prog.step(carry, problem, run_key, t)           # carry.state: the method state
+        if (t + 1) % prog.history_length == 0:
+            recent = jax.device_get(carry.history)              # metric -> its last history_length values
 
 Strategies, chosen in one place (:func:`default_strategy`) and overridable per call; results do not depend on them
 beyond floating-point reassociation (``tests/test_engine.py`` checks this):
 
 * ``batch``: ``"vmap"`` maps the step over the batch (one program; on accelerators the convolutions batch up), or
   ``"sequential"`` runs the single-image step program once per image per iteration (one compilation, reused).
-* ``loop``: ``"host"`` calls the jitted step from a Python loop with the state donated, or ``"scan"`` runs chunks of
-  ``chunk`` steps inside ``lax.scan``.
+* ``loop``: ``"host"`` calls the jitted step from a Python loop with the carry donated, or ``"scan"`` runs
+  ``sync_every`` steps inside one ``lax.scan``.
 
 Measured on XLA CPU (2 cores, jax 0.10.2; ``python experiments/bench_engine.py --steps 20 --repeats 2``, 4 images
 64×64 RGB, skip net width 64; numbers in ``experiments/results/bench_engine/metrics.json``), per iteration of the batch:
@@ -31,8 +55,14 @@ sequential  scan   1142            10.7×  (a rolled ``lax.scan`` over the step 
 vmap        scan   2749            25.8×
 ==========  =====  ==============  ==================
 
-Hence CPU: ``sequential`` + ``host``. Accelerators: ``vmap`` + ``host``, which is not yet measured on a GPU in this
-repository (none was available when this was written): run the benchmark there and update this table.
+Hence CPU: ``sequential`` + ``host``. On a GPU the order turns around: per iteration of the batch on one NVIDIA H200
+(jax 0.11.2; ``experiments/gpu_engine_check.sh``, numbers in ``experiments/results/bench_engine_gpu/``), 4 images
+64² RGB, width 64: sequential+host 37.1 ms, vmap+host 10.7, sequential+scan 11.3, vmap+scan 6.0; 8 images 128² RGB,
+width 128: 55.8, 24.9, 22.7, 20.1 ms. Host dispatch dominates such small steps, so accelerators default to ``vmap``
++ ``scan`` (the fastest in both).
+
+Multi-stage methods (:class:`~dipjax.methods.OptimalEyeSurgeon`) have a ``run(problem, key, steps, **options)``
+pipeline, which :func:`reconstruct` calls in their place.
 """
 
 from __future__ import annotations
@@ -42,13 +72,13 @@ import dataclasses
 import functools
 import time
 import warnings
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dipjax.metrics import psnr, ssim
+from dipjax.monitors import StepView, default_monitors
 
 BATCH_STRATEGIES = ("vmap", "sequential")
 LOOPS = ("host", "scan")
@@ -59,26 +89,28 @@ def default_strategy(backend: str | None = None) -> tuple[str, str]:
     backend = backend or jax.default_backend()
     if backend == "cpu":
         return "sequential", "host"
-    return "vmap", "host"
+    return "vmap", "scan"
 
 
-class Tracker(NamedTuple):
-    """Per-image bookkeeping the engine carries beside the method state (all on device)."""
+class Carry(NamedTuple):
+    """Everything one image's run carries from step to step (on device)."""
 
-    x_peak: Any  # oracle: the iterate with the highest PSNR so far (None without x_true)
-    psnr_peak: Any
-    t_peak: Any
-    stop: Any  # stopper state or None
+    state: Any  # the method state
+    monitor: Any  # the monitor's state
+    history: dict  # name -> float32 ring buffer of the newest values (entry t % its length)
 
 
 @dataclasses.dataclass
 class Result:
     """What :func:`reconstruct` returns. Arrays are numpy; a batch adds a leading axis ``B`` to each.
 
-    ``history[name][..., i]`` is the value after step ``i + 1``. Everything named ``*_oracle`` was chosen by looking at
-    ``x_true`` and is not something the method could output. ``state`` is the final method state: one pytree (with a
-    leading batch axis under ``vmap``), or a list with one state per image under the ``sequential`` strategy.
-    ``init_seconds`` includes compiling ``init``; ``compile_seconds`` is the step's compilation (0 when cached).
+    ``history[name][..., k - 1]`` is the value at iteration ``k``. ``summary`` holds the monitors' reports
+    (``x_peak_oracle``, ``psnr_peak_oracle``, ``iter_peak_oracle``, ``x_stop``, ``iter_stop``, also attributes);
+    everything named ``*_oracle`` was chosen by looking at ``x_true`` and is not something the method could output.
+    ``state`` is the final method state: one pytree (with a leading batch axis under ``vmap``), or a list with one
+    state per image under the ``sequential`` strategy. ``init_seconds`` includes compiling ``init``;
+    ``compile_seconds`` is the step's compilation (0 when cached). ``sync_times`` is ``(iteration, seconds since the
+    run started)`` at every sync. ``extras`` holds what a pipeline adds (OES: its masks).
     """
 
     x_final: np.ndarray
@@ -89,76 +121,154 @@ class Result:
     run_seconds: float
     strategy: tuple[str, str]
     state: Any
-    x_peak_oracle: np.ndarray | None = None
-    psnr_peak_oracle: np.ndarray | None = None
-    iter_peak_oracle: np.ndarray | None = None
-    x_stop: np.ndarray | None = None
-    iter_stop: np.ndarray | None = None
+    summary: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    sync_times: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 2)))
+    extras: dict = dataclasses.field(default_factory=dict)
 
     @property
     def seconds_per_step(self) -> float:
         return self.run_seconds / max(self.steps, 1)
 
-
-def _init_tracker(method, stopper, problem, state) -> Tracker:
-    x0 = method.estimate(state, problem)
-    stop = stopper.init(x0) if stopper else None
-    if problem.x_true is None:
-        return Tracker(None, None, None, stop)
-    return Tracker(x0, psnr(x0, problem.x_true), jnp.asarray(-1, jnp.int32), stop)
+    x_peak_oracle = property(lambda self: self.summary.get("x_peak_oracle"))
+    psnr_peak_oracle = property(lambda self: self.summary.get("psnr_peak_oracle"))
+    iter_peak_oracle = property(lambda self: self.summary.get("iter_peak_oracle"))
+    x_stop = property(lambda self: self.summary.get("x_stop"))
+    iter_stop = property(lambda self: self.summary.get("iter_stop"))
 
 
-def _tracked_step(method, stopper, track_ssim, state, tracker: Tracker, problem, run_key, t):
-    """One method step plus the engine's bookkeeping; ``t`` is the 0-based step index (traced).
+def stack_results(results: list[Result]) -> Result:
+    """Per-image results of the same run settings as one batched result (leading axis on every array)."""
+    stack = lambda xs: np.stack([np.asarray(x) for x in xs])  # noqa: E731
+    first = results[0]
+    return Result(x_final=stack([r.x_final for r in results]),
+                  history={k: stack([r.history[k] for r in results]) for k in first.history},
+                  steps=first.steps, compile_seconds=sum(r.compile_seconds for r in results),
+                  init_seconds=sum(r.init_seconds for r in results), run_seconds=sum(r.run_seconds for r in results),
+                  strategy=first.strategy, state=[r.state for r in results],
+                  summary={k: stack([r.summary[k] for r in results]) for k in first.summary},
+                  sync_times=first.sync_times, extras={})
 
-    Returns ``(state, tracker, metrics)``: ``metrics`` holds the method's ``info`` scalars and, with ground truth,
-    the PSNR and SSIM of the estimate after this step. The host loop collects them on device; ``lax.scan`` stacks them.
-    """
+
+class Program(NamedTuple):
+    """The jitted programs of one run configuration (see the module docstring for a loop of your own).
+
+    ``init(key, problem) -> Carry``; ``step(carry, problem, run_key, t) -> Carry`` (donates ``carry``);
+    ``scan(length)`` the jitted ``(carry, problem, run_key, t0) -> Carry`` that runs ``length`` steps from ``t0``;
+    ``summary(carry) -> dict``; ``stopped(carry)`` (with an early-stopping rule) whether it fired; ``names`` are the
+    metrics the history records, each in a ring buffer of ``history_length`` entries (read it at least that
+    often)."""
+
+    init: Callable
+    step: Callable
+    scan: Callable
+    summary: Callable
+    stopped: Callable | None
+    names: tuple[str, ...]
+    history_length: int
+
+
+def _view(method, state, problem, t) -> StepView:
+    return StepView(jnp.asarray(t, jnp.int32), state.out, method.estimate(state, problem), problem)
+
+
+def _update(method, monitor, state, mstate, problem, run_key, t):
+    """One method step and the monitor's update: ``(state, monitor state, metrics)``."""
     state, info = method.step(state, problem, jax.random.fold_in(run_key, t))
-    x = method.estimate(state, problem)
-    metrics = {k: jnp.asarray(v, jnp.float32) for k, v in info.items()}
-    x_peak, psnr_peak, t_peak = tracker.x_peak, tracker.psnr_peak, tracker.t_peak
-    if problem.x_true is not None:
-        p = psnr(x, problem.x_true)
-        metrics["psnr"] = p
-        if track_ssim:
-            metrics["ssim"] = ssim(x, problem.x_true)
-        better = p > psnr_peak
-        x_peak = jnp.where(better, x, x_peak)
-        psnr_peak = jnp.where(better, p, psnr_peak)
-        t_peak = jnp.where(better, t, t_peak)
-    stop = stopper.update(tracker.stop, x, t) if stopper else None
-    return state, Tracker(x_peak, psnr_peak, t_peak, stop), metrics
-
-
-def _scan_chunk(step_fn, n):
-    def run(state, tracker, problem, run_key, t0):
-        def body(carry, t):
-            state, tracker, metrics = step_fn(*carry, problem, run_key, t)
-            return (state, tracker), metrics
-
-        (state, tracker), metrics = jax.lax.scan(body, (state, tracker), t0 + jnp.arange(n, dtype=jnp.int32))
-        return state, tracker, metrics  # metrics: time on axis 0
-    return run
+    mstate, metrics = monitor.update(mstate, _view(method, state, problem, t))
+    return state, mstate, {k: jnp.asarray(v, jnp.float32) for k, v in {**info, **metrics}.items()}
 
 
 @functools.lru_cache(maxsize=32)
-def _programs(method, stopper, track_ssim: bool, vmapped: bool, chunk: int):
-    """The jitted init and step programs for one configuration. Cached (methods and stoppers are frozen, hashable
-    dataclasses), so repeated runs of the same method on the same shapes reuse their compilations."""
+def _metric_names(method, monitor, abstract_problem) -> tuple[str, ...]:
+    """The scalars one step records (the method's ``info`` and the monitor's metrics), by abstract evaluation."""
+    problem = abstract_problem.value
 
-    def init_one(k, p):
-        state = method.init(k, p)
-        return state, _init_tracker(method, stopper, p, state)
+    def one_step(key, problem):
+        state = method.init(key, problem)
+        mstate = monitor.init(_view(method, state, problem, -1))
+        return _update(method, monitor, state, mstate, problem, key, 0)[2]
 
-    def step_one(s, tr, p, k, t):
-        return _tracked_step(method, stopper, track_ssim, s, tr, p, k, t)
+    return tuple(sorted(jax.eval_shape(one_step, jax.random.key(0), problem)))
 
+
+#: Entries of the device history buffer (at least ``sync_every``): the step programs do not depend on how often the
+#: host syncs, so runs of different lengths share one compilation.
+HISTORY_BUFFER = 100
+
+
+@functools.lru_cache(maxsize=32)
+def _step_functions(method, monitor, buffer: int, names: tuple[str, ...]):
+    """The un-jitted single-image init and step (one pair per configuration, so jit caches stay valid)."""
+    def init_one(key, problem):
+        state = method.init(key, problem)
+        mstate = monitor.init(_view(method, state, problem, -1))
+        return Carry(state, mstate, {k: jnp.zeros((buffer,), jnp.float32) for k in names})
+
+    def step_one(carry, problem, run_key, t):
+        state, mstate, metrics = _update(method, monitor, carry.state, carry.monitor, problem, run_key, t)
+        slot = t % buffer
+        return Carry(state, mstate, {k: carry.history[k].at[slot].set(metrics[k]) for k in names})
+
+    return init_one, step_one
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_program(method, monitor, vmapped: bool, buffer: int, names: tuple[str, ...]) -> Program:
+    init_one, step_one = _step_functions(method, monitor, buffer, names)
+
+    def summary_one(carry):
+        return monitor.summary(carry.monitor)
+
+    stopped_one = (lambda carry: monitor.stopped(carry.monitor)) if hasattr(monitor, "stopped") else None
     if vmapped:
-        init_one, step_one = jax.vmap(init_one), jax.vmap(step_one, in_axes=(0, 0, 0, 0, None))
-    step = jax.jit(step_one, donate_argnums=(0, 1))
-    scan = jax.jit(_scan_chunk(step_one, chunk), donate_argnums=(0, 1)) if chunk > 1 else None
-    return jax.jit(init_one), step, scan
+        init_one, summary_one = jax.vmap(init_one), jax.vmap(summary_one)
+        step_one = jax.vmap(step_one, (0, 0, 0, None))
+        stopped_one = stopped_one and jax.vmap(stopped_one)
+    return Program(jax.jit(init_one), jax.jit(step_one, donate_argnums=0),
+                   functools.partial(_scan_program, method, monitor, vmapped, buffer, names),
+                   jax.jit(summary_one), stopped_one and jax.jit(stopped_one), names, buffer)
+
+
+@functools.lru_cache(maxsize=32)
+def _scan_program(method, monitor, vmapped: bool, buffer: int, names: tuple[str, ...], length: int):
+    """``scan(carry, problem, run_key, t0)``: ``length`` steps inside one ``lax.scan`` (compiled per length)."""
+    _, step_one = _step_functions(method, monitor, buffer, names)
+
+    def scan_one(carry, problem, run_key, t0):
+        def body(c, t):
+            return step_one(c, problem, run_key, t), None
+
+        return jax.lax.scan(body, carry, t0 + jnp.arange(length, dtype=jnp.int32))[0]
+
+    return jax.jit(jax.vmap(scan_one, (0, 0, 0, None)) if vmapped else scan_one, donate_argnums=0)
+
+
+class _Abstract:
+    """A pytree of ShapeDtypeStructs, hashable by structure, shapes and dtypes (a cache key)."""
+
+    def __init__(self, tree):
+        self.value = tree
+        leaves, treedef = jax.tree_util.tree_flatten(tree)
+        self._key = (treedef, tuple((x.shape, str(x.dtype)) for x in leaves))
+
+    def __hash__(self):
+        return hash(self._key)
+
+    def __eq__(self, other):
+        return isinstance(other, _Abstract) and other._key == self._key
+
+
+def make_program(method, monitor, problem, *, vmapped: bool = False, sync_every: int = HISTORY_BUFFER) -> Program:
+    """The jitted programs for ``method`` with ``monitor`` on problems shaped like ``problem`` (a single problem;
+    with ``vmapped=True`` one whose leaves have a leading batch axis). The history records the method's ``info``
+    scalars and the monitor's metrics (``Program.names``) in a buffer of ``max(HISTORY_BUFFER, sync_every)``
+    entries."""
+    single = problem
+    if vmapped:
+        single = jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), problem)
+    abstract = _Abstract(jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), single))
+    names = _metric_names(method, monitor, abstract)
+    return _cached_program(method, monitor, vmapped, max(HISTORY_BUFFER, int(sync_every)), names)
 
 
 _EXECUTABLES: collections.OrderedDict = collections.OrderedDict()
@@ -182,118 +292,131 @@ def _compile(jitted, args) -> tuple[Any, float]:
     return compiled, time.perf_counter() - t0
 
 
-def reconstruct(method, problem, key, steps: int, *, stopper=None, batch: str | None = None, loop: str | None = None,
-                chunk: int = 50, independent_keys: bool = False, track_ssim: bool = True, progress: bool = False,
-                sync_every: int | None = None, stop_early: bool = False, desc: str | None = None) -> Result:
+def reconstruct(method, problem, key, steps: int, *, stopper=None, monitor=None, track_ssim: bool = True,
+                batch: str | None = None, loop: str | None = None, independent_keys: bool = False,
+                progress: bool = False, sync_every: int | None = None, stop_early: bool = False,
+                desc: str | None = None) -> Result:
     """Run ``steps`` iterations of ``method`` on ``problem`` (one problem, or a batch with a leading axis).
 
-    ``stopper``: an early-stopping rule (:mod:`dipjax.stopping`); with ``stop_early=True`` the run ends once every
-    image's rule has fired. ``batch``/``loop``/``chunk``: execution strategy (default :func:`default_strategy`).
-    ``progress``: a tqdm bar showing loss and PSNR (mean over the batch), refreshed every ``sync_every`` steps.
+    ``monitor``: what to compute beside the method (default :func:`~dipjax.monitors.default_monitors`: PSNR, SSIM
+    unless ``track_ssim=False``, the oracle peak); ``stopper``: an early-stopping rule (:mod:`dipjax.stopping`)
+    added to it; with ``stop_early=True`` the run ends once every image's rule has fired (checked at syncs).
+    ``batch``/``loop``: execution strategy (default :func:`default_strategy`). ``sync_every``: steps between host
+    syncs (default ``min(100, max(1, steps // 20))``). ``progress``: a tqdm bar with loss and PSNR (batch means).
     """
-    if int(steps) != steps or steps <= 0:
-        raise ValueError(f"steps must be a positive integer, got {steps}")
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps <= 0:
+        raise ValueError(f"steps must be a positive integer, got {steps!r}")
     steps = int(steps)
+    if hasattr(method, "run"):  # a multi-stage pipeline
+        return method.run(problem, key, steps, stopper=stopper, monitor=monitor, track_ssim=track_ssim, batch=batch,
+                          loop=loop, independent_keys=independent_keys, progress=progress, sync_every=sync_every,
+                          desc=desc)
     default_batch, default_loop = default_strategy()
     batch, loop = batch or default_batch, loop or default_loop
     if batch not in BATCH_STRATEGIES or loop not in LOOPS:
         raise ValueError(f"unknown strategy ({batch!r}, {loop!r}); expected batch in {BATCH_STRATEGIES}, "
                          f"loop in {LOOPS}")
+    if monitor is None:
+        monitor = default_monitors(track_ssim, stopper)
+    elif stopper is not None:
+        from dipjax.monitors import chain
+
+        monitor = chain(monitor, stopper)
+    if stop_early and not hasattr(monitor, "stopped"):
+        raise ValueError("stop_early needs an early-stopping rule (stopper=...)")
+    sync_every = int(sync_every or min(100, max(1, steps // 20)))
     n_images = problem.batch_size
     batched = n_images is not None
     init_key, run_key = jax.random.split(key)
     image_keys = (lambda k, i: jax.random.fold_in(k, i)) if independent_keys else (lambda k, i: k)
 
     vmapped = batched and batch == "vmap"
-    n_chunk = min(chunk, steps) if loop == "scan" else 1
-    init_program, step_program, scan_program = _programs(method, stopper, track_ssim, vmapped, n_chunk)
-
-    t_init = time.perf_counter()
     if vmapped:
-        init_keys = jnp.stack([image_keys(init_key, i) for i in range(n_images)])
-        run_keys = jnp.stack([image_keys(run_key, i) for i in range(n_images)])
         per_image = problem.replace(batch_size=None)  # leaves keep the batch axis; vmap maps over it
-        slots = [(*init_program(init_keys, per_image), per_image, run_keys)]
+        slots = [(per_image, jnp.stack([image_keys(init_key, i) for i in range(n_images)]),
+                  jnp.stack([image_keys(run_key, i) for i in range(n_images)]))]
     else:
         subproblems = [problem[i] for i in range(n_images)] if batched else [problem]
-        slots = [(*init_program(image_keys(init_key, i), p), p, image_keys(run_key, i))
-                 for i, p in enumerate(subproblems)]
-    jax.block_until_ready([s[:2] for s in slots])
+        slots = [(p, image_keys(init_key, i), image_keys(run_key, i)) for i, p in enumerate(subproblems)]
+    prog = make_program(method, monitor, slots[0][0], vmapped=vmapped, sync_every=sync_every)
+
+    t_init = time.perf_counter()
+    carries = [prog.init(k_init, p) for p, k_init, _ in slots]
+    jax.block_until_ready(carries)
     init_seconds = time.perf_counter() - t_init
+    names = prog.names
 
     # Compile ahead of time, so the cost is reported on its own (0 s when this configuration ran before).
-    args0 = (*slots[0], np.int32(0))
+    args0 = (carries[0], slots[0][0], slots[0][2], np.int32(0))
     compile_seconds = 0.0
-    run_chunk = run_step = None
-    if scan_program is not None:
-        run_chunk, c = _compile(scan_program, args0)
+    run_scan = run_step = None
+    use_scan = loop == "scan" and steps >= sync_every
+    if use_scan:
+        run_scan, c = _compile(prog.scan(sync_every), args0)
         compile_seconds += c
-    if loop == "host" or steps % n_chunk:
-        run_step, c = _compile(step_program, args0)
+    if not use_scan or steps % sync_every:
+        run_step, c = _compile(prog.step, args0)
         compile_seconds += c
 
-    sync_every = sync_every or max(1, min(100, steps // 20))
+    lead = (n_images,) if batched else ()
+    history = {k: np.full(lead + (steps,), np.nan, np.float32) for k in names}
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=steps, desc=desc or method.name, leave=False, dynamic_ncols=True)
+    sync_times = []
     t_run = time.perf_counter()
-    t, last_sync = 0, 0
-    pieces = [[] for _ in slots]  # per slot: (metrics on device, came from a scan chunk?)
+    t = last_sync = 0
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*donated buffers were not usable.*")
         while t < steps:
-            use_chunk = loop == "scan" and steps - t >= n_chunk
-            for i, (state, tracker, p, k) in enumerate(slots):
-                if use_chunk:
-                    state, tracker, metrics = run_chunk(state, tracker, p, k, np.int32(t))
-                else:
-                    state, tracker, metrics = run_step(state, tracker, p, k, np.int32(t))
-                pieces[i].append((metrics, use_chunk))
-                slots[i] = (state, tracker, p, k)
-            t += n_chunk if use_chunk else 1
+            chunk = use_scan and steps - t >= sync_every
+            for i, (p, _, k_run) in enumerate(slots):
+                carries[i] = run_scan(carries[i], p, k_run, np.int32(t)) if chunk else \
+                    run_step(carries[i], p, k_run, np.int32(t))
+            t += sync_every if chunk else 1
             if t - last_sync >= sync_every or t == steps:
+                _read_history(carries, history, last_sync, t, prog.history_length, vmapped, batched)
                 last_sync = t
+                sync_times.append((t, time.perf_counter() - t_run))
                 if bar is not None:
-                    _update_bar(bar, [pc[-1] for pc in pieces], t)
-                if stopper is not None and stop_early and all(bool(np.all(s[1].stop.stopped)) for s in slots):
+                    _update_bar(bar, history, t)
+                if stop_early and all(bool(np.all(jax.device_get(prog.stopped(c)))) for c in carries):
                     break
-    jax.block_until_ready([s[:2] for s in slots])
+    jax.block_until_ready(carries)
     run_seconds = time.perf_counter() - t_run
     if bar is not None:
         bar.close()
 
     estimate = jax.jit(jax.vmap(method.estimate) if vmapped else method.estimate)
     gather = (lambda xs: np.stack(xs)) if (batched and batch == "sequential") else (lambda xs: xs[0])
-    states = [s[0] for s in slots]
-    trackers = [s[1] for s in slots]
-    x_final = gather([np.asarray(estimate(st, s[2])) for st, s in zip(states, slots)])
-    def series(piece_list, name):  # time on the last axis
-        return np.moveaxis(np.concatenate([np.asarray(m[name]) if chunked else np.asarray(m[name])[None]
-                                           for m, chunked in piece_list]), 0, -1)
-
-    history = {name: gather([series(pc, name) for pc in pieces]) for name in pieces[0][0][0]}
-    result = Result(x_final=x_final, history=history, steps=t, compile_seconds=compile_seconds,
-                    init_seconds=init_seconds, run_seconds=run_seconds, strategy=(batch, loop),
-                    state=states[0] if len(states) == 1 else states)
-    if trackers[0].x_peak is not None:
-        result.x_peak_oracle = gather([np.asarray(tr.x_peak) for tr in trackers])
-        result.psnr_peak_oracle = gather([np.asarray(tr.psnr_peak) for tr in trackers])
-        result.iter_peak_oracle = gather([np.asarray(tr.t_peak) for tr in trackers]) + 1
-    if stopper is not None:
-        result.x_stop = gather([np.asarray(tr.stop.x_stop) for tr in trackers])
-        result.iter_stop = gather([np.asarray(tr.stop.t_stop) for tr in trackers]) + 1
-    return result
+    x_final = gather([np.asarray(estimate(c.state, p)) for c, (p, _, _) in zip(carries, slots)])
+    summaries = [jax.device_get(prog.summary(c)) for c in carries]
+    summary = {k: gather([np.asarray(s[k]) for s in summaries]) for k in summaries[0]}
+    states = [c.state for c in carries]
+    return Result(x_final=x_final, history={k: v[..., :t] for k, v in history.items()}, steps=t,
+                  compile_seconds=compile_seconds, init_seconds=init_seconds, run_seconds=run_seconds,
+                  strategy=(batch, loop), state=states[0] if len(states) == 1 else states, summary=summary,
+                  sync_times=np.asarray(sync_times, np.float64).reshape(-1, 2))
 
 
-def _update_bar(bar, latest, t):
-    """``latest``: per slot, the last ``(metrics, chunked)`` piece; shows batch means of the newest step."""
-    def newest(name):
-        return float(np.mean([np.asarray(m[name])[-1] if chunked else np.asarray(m[name]) for m, chunked in latest]))
+def _read_history(carries, history, start, stop, buffer, vmapped, batched):
+    """Copy iterations ``start … stop − 1`` from the carries' ring buffers into the host ``history``."""
+    slots = np.arange(start, stop) % buffer
+    for i, c in enumerate(carries):
+        buffers = jax.device_get(c.history)
+        for k, buf in buffers.items():
+            if vmapped:
+                history[k][:, start:stop] = buf[:, slots]
+            elif batched:
+                history[k][i, start:stop] = buf[slots]
+            else:
+                history[k][start:stop] = buf[slots]
 
-    postfix = {"loss": newest("loss")}
-    if "psnr" in latest[0][0]:
-        postfix["psnr"] = newest("psnr")
+
+def _update_bar(bar, history, t):
+    """Batch means of the newest loss and PSNR."""
+    postfix = {k: float(np.mean(history[k][..., t - 1])) for k in ("loss", "psnr") if k in history}
     bar.set_postfix({k: f"{v:.4g}" for k, v in postfix.items()}, refresh=False)
     bar.update(t - bar.n)

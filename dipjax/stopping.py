@@ -1,13 +1,10 @@
-"""Early-stopping rules as pure ``(init, update)`` pairs that the engine runs beside any method.
+"""Early-stopping rules: monitors (:mod:`dipjax.monitors`) that the engine runs beside any method.
 
-A stopper is a frozen dataclass with
-
-* ``init(x0) -> state``: ``x0`` is the method's estimate before the first step;
-* ``update(state, x, t) -> state``: called after step ``t`` (0-based) with the estimate ``x``.
-
-``state`` is a pytree with at least the fields ``stopped`` (bool scalar: the rule has fired), ``t_stop`` (int32: the
-0-based step index of the iterate the rule returns) and ``x_stop`` (that iterate). The engine keeps running a batch
-until every image's stopper has fired (then it may exit early) and returns ``x_stop`` beside the final iterate.
+A stopper is a monitor whose state has the fields ``stopped`` (bool scalar: the rule has fired), ``t_stop`` (int32:
+the 0-based index of the update whose iterate the rule returns) and ``x_stop`` (that iterate). It watches the
+network output of each step (``view.out``, ``state.out`` of every method), records its statistic in the history
+(``wmv_variance`` / ``emv_variance``; non-finite before it is defined), and reports ``x_stop`` and ``iter_stop``
+(1-based). The engine keeps running a batch until every image's stopper has fired (then it may exit early).
 
 The rules of ES-DIP (Wang et al., TMLR 2023; survey eq. 16): :class:`WindowedMovingVariance` (ES-WMV) and
 :class:`ExponentialMovingVariance` (ES-EMV); :func:`windowed_moving_variance` computes the WMV of a whole stored
@@ -26,9 +23,23 @@ import jax.numpy as jnp
 class Stopper(Protocol):
     name: str
 
-    def init(self, x0: jax.Array) -> Any: ...
+    def init(self, view) -> Any: ...
 
-    def update(self, state: Any, x: jax.Array, t: jax.Array) -> Any: ...
+    def update(self, state: Any, view) -> tuple[Any, dict[str, jax.Array]]: ...
+
+    def summary(self, state: Any) -> dict[str, jax.Array]: ...
+
+    def stopped(self, state: Any) -> jax.Array: ...
+
+
+class _StopperSummary:
+    """``summary`` and ``stopped`` shared by the rules below."""
+
+    def summary(self, state):
+        return {"x_stop": state.x_stop, "iter_stop": state.t_stop + 1}
+
+    def stopped(self, state):
+        return state.stopped
 
 
 def windowed_moving_variance(frames, window: int):
@@ -64,7 +75,7 @@ class WMVState(NamedTuple):
 
 
 @dataclasses.dataclass(frozen=True)
-class WindowedMovingVariance:
+class WindowedMovingVariance(_StopperSummary):
     """ES-WMV (Wang et al., TMLR 2023; survey eq. 16) as a stopper for any method.
 
     Keeps the last ``window`` estimates; once the window is full, ``VAR(t) = (1/W) Σ mean_pixels (x − x̄)²`` over it.
@@ -96,13 +107,15 @@ class WindowedMovingVariance:
         stride = -(-flat.size // self.max_pixels)
         return flat[::stride]
 
-    def init(self, x0) -> WMVState:
+    def init(self, view) -> WMVState:
+        x0 = view.out
         n = self._pixels(x0).size
         inf = jnp.asarray(jnp.inf, jnp.float32)
         return WMVState(jnp.zeros((self.window, n), jnp.float32), jnp.zeros((), jnp.int32), inf, inf,
                         jnp.zeros((), jnp.int32), jnp.asarray(False), jnp.asarray(-1, jnp.int32), x0)
 
-    def update(self, s: WMVState, x, t) -> WMVState:
+    def update(self, s: WMVState, view) -> tuple[WMVState, dict]:
+        x, t = view.out, view.t
         buffer = s.buffer.at[s.count % self.window].set(self._pixels(x).astype(jnp.float32))
         count = s.count + 1
         var = jnp.mean((buffer - jnp.mean(buffer, axis=0)) ** 2)  # two-pass: no cancellation
@@ -112,7 +125,7 @@ class WindowedMovingVariance:
         patience = jnp.where(better, 0, s.patience + (full & ~s.stopped).astype(jnp.int32))
         return WMVState(buffer, count, variance, jnp.where(better, variance, s.var_min), patience,
                         s.stopped | (patience >= self.patience), jnp.where(better, t, s.t_stop),
-                        jnp.where(better, x, s.x_stop))
+                        jnp.where(better, x, s.x_stop)), {"wmv_variance": variance}
 
 
 class EMVState(NamedTuple):
@@ -126,7 +139,7 @@ class EMVState(NamedTuple):
 
 
 @dataclasses.dataclass(frozen=True)
-class ExponentialMovingVariance:
+class ExponentialMovingVariance(_StopperSummary):
     """ES-EMV (Wang et al., TMLR 2023), the memory-light variant: two image-sized buffers.
 
     ``δ_t = x_t − m_{t−1}``, ``m_t = clip(m_{t−1} + α δ_t, 0, 1)``, ``v_t = (1 − α)(v_{t−1} + α ‖δ_t‖²)`` (a sum over
@@ -148,12 +161,14 @@ class ExponentialMovingVariance:
         if self.returns not in ("ema", "iterate"):
             raise ValueError(f"returns must be 'ema' or 'iterate', got {self.returns!r}")
 
-    def init(self, x0) -> EMVState:
+    def init(self, view) -> EMVState:
+        x0 = view.out
         inf = jnp.asarray(jnp.inf, jnp.float32)
         return EMVState(x0, jnp.zeros((), jnp.float32), inf, jnp.zeros((), jnp.int32), jnp.asarray(False),
                         jnp.asarray(-1, jnp.int32), x0)
 
-    def update(self, s: EMVState, x, t) -> EMVState:
+    def update(self, s: EMVState, view) -> tuple[EMVState, dict]:
+        x, t = view.out, view.t
         delta = x - s.mean
         mean = jnp.clip(s.mean + self.alpha * delta, 0.0, 1.0)
         variance = (1 - self.alpha) * (s.variance + self.alpha * jnp.sum(delta * delta))
@@ -163,5 +178,5 @@ class ExponentialMovingVariance:
         chosen = mean if self.returns == "ema" else x
         return EMVState(mean, variance, jnp.where(better, variance, s.var_min), patience,
                         s.stopped | (patience >= self.patience), jnp.where(better, t, s.t_stop),
-                        jnp.where(better, chosen, s.x_stop))
+                        jnp.where(better, chosen, s.x_stop)), {"emv_variance": variance}
 

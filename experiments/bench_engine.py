@@ -39,7 +39,7 @@ def main(argv=None):
     ap.add_argument("--width", type=int, default=None)
     ap.add_argument("--images", type=int, default=4)
     ap.add_argument("--steps", type=int, default=None)
-    ap.add_argument("--chunk", type=int, default=10)
+    ap.add_argument("--chunk", type=int, default=10, help="steps between host syncs (a scan runs this many)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--out", default=OUT)
     args = ap.parse_args(argv)
@@ -57,11 +57,11 @@ def main(argv=None):
     method = DIP(network=skip_net(out_channels=3, width=width))
     rows = []
     for b, loop in STRATEGIES:
-        r = reconstruct(method, batch, jax.random.key(0), args.chunk, batch=b, loop=loop, chunk=args.chunk)
+        r = reconstruct(method, batch, jax.random.key(0), args.chunk, batch=b, loop=loop, sync_every=args.chunk)
         compile_s = r.compile_seconds
         times = []
         for rep in range(args.repeats):
-            r = reconstruct(method, batch, jax.random.key(rep), steps, batch=b, loop=loop, chunk=args.chunk)
+            r = reconstruct(method, batch, jax.random.key(rep), steps, batch=b, loop=loop, sync_every=args.chunk)
             times.append(r.run_seconds / r.steps)
         rows.append({"batch": b, "loop": loop, "compile_seconds": compile_s,
                      "seconds_per_iteration_median": statistics.median(times), "seconds_per_iteration_all": times,

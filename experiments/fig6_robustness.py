@@ -5,8 +5,8 @@
 
 Protocol: ten bundled natural images (scikit-image), centre-cropped and resized to 64×64 RGB (gray images are
 replicated to three channels), Gaussian noise σ = 25/255 clipped to [0, 1]; the same noise and the same method seed
-for every method. Every method runs with its authors' hyper-parameters (dipjax.methods.presets.build_method) on a
-network shrunk for 64² on 2 CPU cores, the same budget of network updates for all:
+for every method. Every method runs with its authors' hyper-parameters for denoising on a
+network shrunk for 64² on 2 CPU cores, the same budget of network updates for all (dipjax.methods.build_method):
 
 * skip nets (DIP, TV-DIP, DOP, DeepRED): 5 scales × ``--width`` (32) channels, skip 4;
 * U-Nets (SG-DIP, aSeqDIP): widths (w/2, w, w) = (16, 32, 32);
@@ -48,12 +48,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from dipjax.data import load_image  # noqa: E402
 from dipjax.engine import reconstruct  # noqa: E402
-from dipjax.methods import OES, learned_mask  # noqa: E402
+from dipjax.methods import METHODS, build_method  # noqa: E402
 from dipjax.methods.oes import PRUNE_SCOPES  # noqa: E402
-from dipjax.methods.presets import METHOD_NAMES, build_method  # noqa: E402
 from dipjax.metrics import psnr  # noqa: E402
 from dipjax.stopping import ExponentialMovingVariance, WindowedMovingVariance  # noqa: E402
-from dipjax.tasks import TaskConfig, degradation_key, simulate  # noqa: E402
+from dipjax.tasks import degradation_key, task_config  # noqa: E402
+
+TASK = task_config("denoise", sigma=25.0)
 
 OUT = os.path.join(os.path.dirname(__file__), "results", "fig6_robustness")
 IMAGES = ("astronaut", "cat", "chelsea", "coffee", "rocket", "immunohistochemistry", "retina", "camera", "coins",
@@ -66,15 +67,17 @@ CHECKS = {"dip": "final >= 1.5 dB below peak", "aseq_dip": "final within 1 dB of
 
 
 def make_method(name, args):
+    shape = (args.size, args.size, 3)
     if name in ("sg_dip", "aseq_dip"):
-        return build_method(name, "denoise", 3, args.size, width=args.width // 2)
+        return build_method(name, TASK, shape, width=args.width // 2)
     if name == "deep_decoder":
-        return build_method(name, "denoise", 3, args.size, width=args.dd_k, scales=4)
+        return build_method(name, TASK, shape, width=args.dd_k, scales=4)
     if name == "oes":
-        return build_method(name, "denoise", 3, args.size, scales=5, prune=args.oes_prune, lr=args.oes_mask_lr)
+        return build_method(name, TASK, shape, scales=5, prune=args.oes_prune, mask_lr=args.oes_mask_lr,
+                            mask_steps=args.oes_mask_steps)
     if name == "drp":
-        return build_method(name, "denoise", 3, args.size)
-    return build_method(name, "denoise", 3, args.size, width=args.width, scales=5)
+        return build_method(name, TASK, shape)
+    return build_method(name, TASK, shape, width=args.width, scales=5)
 
 
 def run_image(name, problem, args, key):
@@ -83,13 +86,6 @@ def run_image(name, problem, args, key):
     for m in args.methods:
         method = make_method(m, args)
         t0 = time.perf_counter()
-        extra = {}
-        if m == "oes":
-            stage1 = reconstruct(method, problem, key, args.oes_mask_steps, track_ssim=False)
-            mask = learned_mask(stage1.state, method.sparsity, jax.random.fold_in(key, 1), method.prune)
-            method = OES(network=method.network, mask=mask)
-            extra = {"mask_steps": args.oes_mask_steps, "mask_density": mask.density,
-                     "mask_seconds": stage1.run_seconds + stage1.compile_seconds}
         stoppers = {"es_wmv": WindowedMovingVariance(window=100, patience=1000),
                     "es_emv": ExponentialMovingVariance(patience=1000)} if m == "dip" else {None: None}
         for stop_name, stopper in stoppers.items():
@@ -100,6 +96,11 @@ def run_image(name, problem, args, key):
                                       "psnr_peak": float(r.psnr_peak_oracle)}
                 records[stop_name]["detection_gap"] = records[stop_name]["psnr_peak"] - records[stop_name]["psnr_stop"]
         curve = r.history["psnr"]
+        extra = {}
+        if m == "oes":  # the pipeline learned the mask first (its own reconstruct run)
+            stage1 = r.extras["mask_results"][0]
+            extra = {"mask_steps": r.extras["mask_steps"], "mask_density": r.extras["masks"][0].density,
+                     "mask_seconds": stage1.run_seconds + stage1.compile_seconds}
         records[m] = {"psnr_peak": float(r.psnr_peak_oracle), "iter_peak": int(r.iter_peak_oracle),
                       "psnr_final": float(curve[-1]), "seconds_per_step": r.seconds_per_step,
                       "compile_seconds": r.compile_seconds, "curve": curve, **extra}
@@ -114,7 +115,7 @@ def summarise(per_image, args, psnr_input):
         rows = [r[m] for r in per_image.values()]
         peak, final = np.array([r["psnr_peak"] for r in rows]), np.array([r["psnr_final"] for r in rows])
         curves = np.stack([r["curve"] for r in rows])
-        summary[m] = {"label": METHOD_NAMES[m], "psnr_peak": peak.mean(), "psnr_peak_std": peak.std(),
+        summary[m] = {"label": METHODS[m].label, "psnr_peak": peak.mean(), "psnr_peak_std": peak.std(),
                       "psnr_final": final.mean(), "psnr_final_std": final.std(),
                       "peak_minus_final": (peak - final).mean(), "peak_minus_final_max": (peak - final).max(),
                       "iter_peak": float(np.mean([r["iter_peak"] for r in rows])),
@@ -223,9 +224,9 @@ def main(argv=None):
         ap.error(f"--images must be between 1 and {len(IMAGES)}")
     args.images = IMAGES[:n_images]
     args.methods = tuple(m.strip() for m in args.methods.split(","))
-    unknown = [m for m in args.methods if m not in METHOD_NAMES]
+    unknown = [m for m in args.methods if m not in METHODS]
     if unknown:
-        ap.error(f"unknown method(s) {', '.join(unknown)}; expected some of {', '.join(METHOD_NAMES)}")
+        ap.error(f"unknown method(s) {', '.join(unknown)}; expected some of {', '.join(METHODS)}")
     args.curve_every = max(1, args.steps // 500)
     out_png, out_json = os.path.join(args.out, "figure.png"), os.path.join(args.out, "metrics.json")
     partial_path = os.path.join(args.out, "partial.json")
@@ -235,7 +236,6 @@ def main(argv=None):
     os.makedirs(args.out, exist_ok=True)
 
     t_start = time.perf_counter()
-    config = TaskConfig(task="denoise", sigma=25.0)
     # Each finished image is checkpointed, so an interrupted full run resumes (--resume) where it stopped.
     run_config = {k: getattr(args, k) for k in ("size", "width", "dd_k", "steps", "oes_mask_steps", "oes_prune",
                                                 "oes_mask_lr", "seed")}
@@ -252,7 +252,7 @@ def main(argv=None):
         if name in per_image:
             continue
         img = load_image(name, args.size, 3)
-        problem = simulate(config, degradation_key(args.seed, name), img)
+        problem = TASK.simulate(degradation_key(args.seed, name), img)
         psnr_inputs[name] = float(psnr(problem.y, problem.x_true))
         print(f"{name}: noisy {psnr_inputs[name]:.2f} dB", flush=True)
         per_image[name] = run_image(name, problem, args, jax.random.key(args.seed))

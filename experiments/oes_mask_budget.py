@@ -37,10 +37,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from dipjax.data import load_image  # noqa: E402
 from dipjax.engine import reconstruct  # noqa: E402
-from dipjax.methods import OES, OESMask, OESMaskLearning, learned_mask, oes_network  # noqa: E402
+from dipjax.methods import OES, OESMask, OptimalEyeSurgeon, learned_mask, oes_network  # noqa: E402
 from dipjax.methods.oes import PRUNE_SCOPES  # noqa: E402
 from dipjax.metrics import psnr  # noqa: E402
-from dipjax.tasks import TaskConfig, degradation_key, simulate  # noqa: E402
+from dipjax.tasks import degradation_key, task_config  # noqa: E402
 
 OUT = os.path.join(os.path.dirname(__file__), "results", "oes_mask_budget")
 #: (label, pruning scope, mask-learning lr, kept fraction ρ); the first is the authors' setting but for the steps.
@@ -91,27 +91,27 @@ def main(argv=None):
     os.makedirs(args.out, exist_ok=True)
 
     t0 = time.perf_counter()
-    problem = simulate(TaskConfig(task="denoise", sigma=25.0), degradation_key(0, args.image),
-                       load_image(args.image, args.size, 3))
+    problem = task_config("denoise", sigma=25.0).simulate(degradation_key(0, args.image),
+                                                          load_image(args.image, args.size, 3))
     psnr_input = float(psnr(problem.y, problem.x_true))
     key, network = jax.random.key(0), oes_network(3, levels=5)
     rows, curves = [], {}
     for label, prune, lr, rho in args.config or CONFIGS:
-        stage1 = OESMaskLearning(network=network, sparsity=rho, lr=lr, prune=prune)
-        r1 = reconstruct(stage1, problem, key, args.mask_steps, track_ssim=False)
+        oes = OptimalEyeSurgeon(network=network, sparsity=rho, prune=prune, mask_lr=lr, mask_steps=args.mask_steps)
+        r = reconstruct(oes, problem, key, args.steps, track_ssim=False)  # both stages (the library pipeline)
+        r1 = r.extras["mask_results"][0]
         loss = np.asarray(r1.history["data_loss"])
         logits = np.concatenate([np.ravel(p) for p in jax.tree_util.tree_leaves(r1.state.logits)])
-        mask = learned_mask(r1.state, rho, jax.random.fold_in(key, 1), prune)
         stats = {"relaxed_loss_start": float(loss[:20].mean()), "relaxed_loss_end": float(loss[-20:].mean()),
                  "mean_keep_probability": float(np.mean(1 / (1 + np.exp(-logits))))}
-        masks = [(label, mask, stats)]
-        if args.random_masks:
+        trained = [(label, r.extras["masks"][0], stats, np.asarray(r.history["psnr"]))]
+        if args.random_masks:  # the baseline: a random mask of the same scope and density, trained the same way
             flat_logits = r1.state._replace(logits=jax.tree_util.tree_map(np.zeros_like, r1.state.logits))
-            masks.append((label.replace(", lr", ", random mask; lr"),
-                          learned_mask(flat_logits, rho, jax.random.fold_in(key, 2), prune), {}))
-        for row_label, m, extra in masks:
-            curve = np.asarray(reconstruct(OES(network=network, mask=m), problem, key, args.steps,
-                                           track_ssim=False).history["psnr"])
+            random_mask = learned_mask(flat_logits, rho, jax.random.fold_in(key, 2), prune)
+            trained.append((label.replace(", lr", ", random mask; lr"), random_mask, {}, np.asarray(
+                reconstruct(OES(network=network, mask=random_mask), problem, key, args.steps,
+                            track_ssim=False).history["psnr"])))
+        for row_label, m, extra, curve in trained:
             bn_kept, kernel_kept = kept_fractions(m)
             rows.append({"label": row_label, "prune": prune, "mask_lr": lr, "sparsity": rho, **extra,
                          "batchnorm_scales_kept": bn_kept, "kernel_entries_kept": kernel_kept,

@@ -11,7 +11,6 @@ from dipjax.methods import (DOP, DRP, OES, TVDIP, ASeqDIP, ConvDecoderFit, DeepD
                             OESMaskLearning, ReferenceGuidedDIP, SelfGuidedDIP, learned_mask, oes_network)
 from dipjax.methods.drp import split_batchnorm
 from dipjax.methods.oes import bernoulli_kl
-from dipjax.methods.presets import METHOD_NAMES, build_method
 from dipjax.networks import UNet, conv_decoder, count_params, deep_decoder, skip_net
 from dipjax.operators import Denoising, gaussian_noise, salt_and_pepper
 from dipjax.problem import make_problem
@@ -63,8 +62,8 @@ def test_self_guided_dip_trains_input_and_reports_the_average_output():
     eta = m.noise_scale * float(jnp.max(s0.z)) * jax.random.uniform(key, (3,) + s0.z.shape)
     assert float(eta.min()) >= 0
     outs = m.network.apply({"params": s0.params}, s0.z[None] + eta)
-    np.testing.assert_allclose(s1.x, outs.mean(0), atol=1e-5)
-    np.testing.assert_allclose(m.estimate(s1, p), s1.x)
+    np.testing.assert_allclose(s1.out, outs.mean(0), atol=1e-5)
+    np.testing.assert_allclose(m.estimate(s1, p), s1.out)
 
 
 @pytest.mark.parametrize("z_update", ["last_forward", "recompute"])
@@ -72,7 +71,7 @@ def test_aseq_dip_input_is_previous_stage_output(z_update):
     p = _problem()
     m = ASeqDIP(network=_tiny_unet(1), inner_steps=3, z_update=z_update, lr=1e-3)
     states = _steps(m, p, 6)
-    np.testing.assert_allclose(states[0].z, p.y, atol=1e-6)  # z_0 = A^T y = y for denoising
+    np.testing.assert_allclose(states[0].z, p.y, atol=1e-6)  # z_0 = init_image(y) = y for denoising
     for t in (1, 2, 4, 5):  # inside a stage the input does not move
         np.testing.assert_array_equal(states[t].z, states[3 * (t // 3)].z)
     for k in (3, 6):
@@ -88,7 +87,7 @@ def test_aseq_dip_purifier_hook_transforms_the_input_update():
     states = _steps(m, p, 2)
     out = m.network.apply({"params": states[1].params}, states[0].z)
     np.testing.assert_allclose(states[2].z, 0.5 * out + 0.25, atol=1e-5)
-    assert not np.allclose(states[2].z, states[2].x)
+    assert not np.allclose(states[2].z, states[2].out)
 
 
 def test_deep_decoder_parameter_count_and_deterministic_fit():
@@ -99,7 +98,7 @@ def test_deep_decoder_parameter_count_and_deterministic_fit():
     m = DeepDecoderFit(network=deep_decoder(1, k=8, layers=3))
     a = _steps(m, p, 2, key=1)[-1]
     b = _steps(m, p, 2, key=7)[-1]  # no input perturbation: the step key does not matter
-    np.testing.assert_array_equal(a.x, b.x)
+    np.testing.assert_array_equal(a.out, b.out)
 
 
 def test_conv_decoder_sizes_and_fit():
@@ -111,7 +110,7 @@ def test_conv_decoder_sizes_and_fit():
         net.check_size(64, 64)
     m = ConvDecoderFit(network=conv_decoder((SIZE, SIZE), 1, channels=8, layers=4))
     s = _steps(m, _problem(), 3)
-    assert float(jnp.mean((s[-1].x - _problem().y) ** 2)) < float(jnp.mean((s[0].x - _problem().y) ** 2))
+    assert float(jnp.mean((s[-1].out - _problem().y) ** 2)) < float(jnp.mean((s[0].out - _problem().y) ** 2))
 
 
 def test_oes_mask_density_pruned_weights_stay_zero_save_load_and_transfer(tmp_path):
@@ -219,9 +218,11 @@ def test_reference_guided_dip_uses_the_reference_as_input():
             jax.random.key(0), p)
 
 
-@pytest.mark.parametrize("name", sorted(METHOD_NAMES))
-def test_every_preset_builds_with_published_defaults(name):
-    m = build_method(name, "denoise", 3, 128)
-    assert m.network.apply  # a Flax module
-    with pytest.raises(ValueError, match="unknown method"):
-        build_method("dip2", "denoise", 3, 64)
+def test_aseq_dip_starts_from_the_degraded_image_of_super_resolution():
+    """aSeqDIP's z₀ is the operator's init_image (bicubic for SR), not Aᵀy, which is 1/f² too dark."""
+    from dipjax.operators import SuperResolution
+
+    x = load_image("camera", SIZE, 1)
+    p = make_problem(jax.random.key(0), SuperResolution(in_shape=x.shape, factor=4), x)
+    state = ASeqDIP(network=_tiny_unet(1)).init(jax.random.key(0), p)
+    assert abs(float(state.z.mean()) - float(x.mean())) < 0.02

@@ -125,3 +125,40 @@ def test_unets(factory, c_in, features):
     out = jax.eval_shape(net.apply, params, z)
     assert out.shape == (32, 32, c_in)
     assert count_params(params) == expected  # shallow: 1,036,035 (checked by hand)
+
+
+@pytest.mark.parametrize("variant", ["mli", "deepinv"])
+def test_conv_decoder_matches_its_upstream_structure(variant):
+    """Parameter count from each upstream's layer list (PyTorch BatchNorm2d affine = 2c): MLI-lab decoder_conv.py,
+    per stage BN, conv3×3, BN, conv1×1, BN (no biases), head BN + conv1×1; deepinv, per stage conv3×3 + bias and BN,
+    then conv3×3 + bias, BN and a 1×1 head with bias."""
+    from dipjax.networks import conv_decoder
+
+    c, layers, out = 8, 5, 3
+    net = conv_decoder((32, 24), out, channels=c, layers=layers, variant=variant, in_size=(4, 3))
+    z = jnp.zeros(net.input_shape(32, 24))
+    params = net.init(jax.random.key(0), z)["params"]
+    if variant == "mli":
+        expected = (layers - 1) * (9 * c * c + c * c + 3 * 2 * c) + 2 * c + c * out
+    else:
+        expected = (layers - 1) * (9 * c * c + c + 2 * c) + (9 * c * c + c + 2 * c) + c * out + out
+    assert count_params(params) == expected
+    y = net.apply({"params": params}, z + 0.1)
+    assert y.shape == (32, 24, out)
+    if variant == "mli":
+        assert float(y.min()) > 0 and float(y.max()) < 1  # sigmoid head (need_sigmoid=True)
+    assert net.variant == variant
+
+
+def test_conv_decoder_upsampling_follows_pytorch():
+    """nn.Upsample(size, mode='nearest') takes source index floor(i · in / out); bilinear uses half-pixel centres."""
+    from dipjax.networks.conv_decoder import hidden_sizes, upsample_to
+
+    x = jnp.broadcast_to(jnp.arange(4.0)[:, None, None], (4, 1, 1))
+    near = upsample_to(x, (6, 1), "nearest")[:, 0, 0]
+    np.testing.assert_array_equal(near, [0, 0, 1, 2, 2, 3])  # floor(i * 4/6) for i = 0..5
+    lin = upsample_to(x, (8, 1), "bilinear")[:, 0, 0]
+    src = np.clip((np.arange(8) + 0.5) * 4 / 8 - 0.5, 0, 3)  # PyTorch's source coordinate, clamped
+    np.testing.assert_allclose(lin, np.interp(src, np.arange(4), np.arange(4.0)), atol=1e-6)
+    # ceil(in · r^n), r = (out/in)^(1/(layers − 1)): r = 2 for 4 → 64; r = 12^(1/4) ≈ 1.861 for 4 → 48
+    assert hidden_sizes((4, 4), (64, 48), 5) == [(8, 8), (16, 14), (32, 26), (64, 48)]

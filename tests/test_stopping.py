@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from dipjax.monitors import StepView
 from dipjax.stopping import ExponentialMovingVariance, WindowedMovingVariance, windowed_moving_variance
 
 
@@ -19,13 +20,18 @@ def _trajectory(steps=120, shape=(4, 4, 1)):
     return np.clip(0.5 + scale * rng.normal(size=(steps,) + shape), 0, 1).astype(np.float32)
 
 
+def _view(x, t):
+    """What the engine shows a stopper: the step's network output (and, irrelevant to stoppers, the estimate)."""
+    return StepView(jnp.asarray(t, jnp.int32), jnp.asarray(x), jnp.zeros_like(jnp.asarray(x)), None)
+
+
 def _run(stopper, frames):
-    state = stopper.init(jnp.asarray(frames[0]))
-    update = jax.jit(stopper.update)
+    state = stopper.init(_view(frames[0], -1))
+    update = jax.jit(lambda s, x, t: stopper.update(s, _view(x, t))[0])
     stopped_at = None
     for t, x in enumerate(frames[1:]):
         state = update(state, jnp.asarray(x), jnp.asarray(t, jnp.int32))
-        if stopped_at is None and bool(state.stopped):
+        if stopped_at is None and bool(stopper.stopped(state)):
             stopped_at = t
     return state, stopped_at
 
@@ -97,6 +103,28 @@ def test_stopper_in_the_engine_returns_the_history_iterate():
                     stopper=ExponentialMovingVariance(burn_in=5, patience=10, returns="iterate"))
     assert 5 <= int(r.iter_stop) <= 50
     assert float(psnr(r.x_stop, x)) == pytest.approx(float(r.history["psnr"][int(r.iter_stop) - 1]), abs=1e-4)
+    assert np.all(np.isfinite(r.history["emv_variance"]))  # the rule's statistic is recorded every step
+
+
+def test_stoppers_watch_the_raw_network_output_not_the_average():
+    """With an output EMA the estimate is an average; ES-DIP watches the network's own output (state.out)."""
+    from dipjax.data import load_image
+    from dipjax.engine import reconstruct
+    from dipjax.methods import DIP
+    from dipjax.networks import skip_net
+    from dipjax.operators import Denoising, gaussian_noise
+    from dipjax.problem import make_problem
+
+    x = load_image("camera", 32, channels=1)
+    prob = make_problem(jax.random.key(0), Denoising(in_shape=x.shape), x,
+                        lambda k, y: gaussian_noise(k, y, 25 / 255, (0, 1)))
+    net = skip_net(out_channels=1, width=8, scales=4)
+    rule = WindowedMovingVariance(window=2, patience=100)
+    averaged = reconstruct(DIP(network=net, output_ema=0.9), prob, jax.random.key(1), 8, stopper=rule)
+    raw = reconstruct(DIP(network=net), prob, jax.random.key(1), 8, stopper=rule)
+    assert not np.allclose(averaged.x_final, raw.x_final)  # the averaged estimate differs from the raw output ...
+    np.testing.assert_allclose(averaged.history["wmv_variance"], raw.history["wmv_variance"], rtol=1e-4)  # ... the
+    np.testing.assert_allclose(averaged.x_stop, raw.x_stop, atol=1e-5)  # rule sees the same raw outputs
 
 
 def test_stop_option_of_the_cli(tmp_path):

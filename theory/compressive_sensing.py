@@ -1,9 +1,23 @@
-"""Theorem 1 (Heckel & Soltanolkotabi, ICML 2020): why gradient descent on an un-trained decoder recovers a smooth
-signal from few Gaussian measurements, and the two Jacobian facts it rests on.
+"""Theorem 1 of the survey (compressive sensing with an un-trained decoder), the factors of the original
+Heckel–Soltanolkotabi analysis, and the two Jacobian facts they rest on.
 
-The theorem bounds the error of gradient descent on ``½‖A G(C) − y‖²`` for the two-layer decoder
-``G(C) = ReLU(U C) v`` (U a fixed convolution, C ∈ R^{n×k} trained, v fixed ±1/√k) and Gaussian ``A`` (m × n,
-entries N(0, 1/m)) by two factors, which :func:`theorem1_factors` evaluates for a given Jacobian ``J = W Σ Vᵀ``:
+**Theorem 1 as the survey states it** (:func:`theorem1_terms`). For the decoder's Jacobian ``J = W Σ Vᵀ`` (n × P,
+singular values σ₁ ≥ σ₂ ≥ … and left singular vectors wᵢ) and m Gaussian measurements, the minimum-norm solution of
+the linearised problem (survey eq. (7): fit ``A J c = y`` with the smallest ‖c‖, image ``x̂ = J c``) obeys
+
+    ‖x̂ − x*‖² ≤ C · (Σᵢ σᵢ⁻² ⟨wᵢ, x*⟩²) · (Σ_{i > 2m/3} σᵢ²)
+
+— the *smoothness* of x* in the Jacobian's basis (its squared norm in the kernel's ``(J Jᵀ)⁻¹`` metric, infinite if x*
+leaves the Jacobian's range) times the *tail* energy of the spectrum beyond the first 2m/3 singular values. The
+absolute constant C is not computed. Why the product: ``x* − x̂`` is the ``(J Jᵀ)⁻¹``-orthogonal projection of x* onto
+the null space of A, so its kernel norm is at most the smoothness term, and for Gaussian A the largest ratio of the
+Euclidean to the kernel norm on that random (n − m)-dimensional null space is governed by the spectral tail.
+``tests/test_theory_cs_es.py`` checks both the terms (against a Jacobian built from a known SVD) and the bound with
+C = 1 on random problems.
+
+**The Heckel–Soltanolkotabi factors** (:func:`heckel_soltanolkotabi_factors`, ICML 2020): their time-dependent
+analysis of gradient descent on ``½‖A G(C) − y‖²`` for the two-layer decoder ``G(C) = ReLU(U C) v`` (U a fixed
+convolution, C ∈ R^{n×k} trained, v fixed ±1/√k) bounds the error after τ steps by two factors:
 
 * the **spectral factor** ``‖Σ_i (1 − η σ_i²)^τ ⟨w_i, x⟩ w_i‖`` — the error of the same dynamics with ``AᵀA``
   replaced by its expectation ``I``: small after τ steps when x's energy sits on the leading left singular vectors;
@@ -98,6 +112,39 @@ def jacobian_spectrum_facts(jacobian, p: int = 10, fit: int | None = None) -> Ja
                          float(overlaps[:p].sum() / p))
 
 
+class Theorem1Terms(NamedTuple):
+    smoothness: float  # Σᵢ σᵢ⁻² ⟨wᵢ, x⟩² (inf if x has energy outside the Jacobian's range)
+    tail: float  # Σ_{i > 2m/3} σᵢ²
+    bound: float  # smoothness · tail, the right-hand side of Theorem 1 without its constant C
+
+
+def theorem1_terms(jacobian, x, m: int, rtol: float | None = None) -> Theorem1Terms:
+    """The two terms of the survey's Theorem 1 and their product for the Jacobian ``J`` (n × P), the signal ``x``
+    (n entries) and ``m`` measurements (see the module docstring). Singular values below ``rtol · σ₁`` (default
+    ``max(n, P) · eps``) count as zero: a component of x along their singular vectors makes the smoothness
+    infinite. The sums run over all n singular values (1-based i > 2m/3)."""
+    jac = np.asarray(jacobian, np.float64)
+    x = np.asarray(x, np.float64).reshape(-1)
+    if jac.ndim != 2 or jac.shape[0] != x.size:
+        raise ValueError(f"the Jacobian must be (n, P) with n = {x.size} signal entries, got {jac.shape}")
+    if not 1 <= m:
+        raise ValueError(f"the number of measurements m must be positive, got {m}")
+    w, s, _ = np.linalg.svd(jac, full_matrices=False)  # w: n × min(n, P); never the P × P right factor
+    sigma = np.zeros(jac.shape[0])
+    sigma[:s.size] = s
+    coeff = w.T @ x
+    rtol = max(jac.shape) * np.finfo(np.float64).eps if rtol is None else rtol
+    zero = s <= rtol * s[0]
+    # energy along singular vectors of (numerically) zero singular value, and outside the span of w when n > P
+    outside = np.sum(coeff[zero] ** 2) + max(float(x @ x - coeff @ coeff), 0.0)
+    if outside > rtol * float(x @ x):
+        smoothness = float("inf")
+    else:
+        smoothness = float(np.sum(coeff[~zero] ** 2 / s[~zero] ** 2))
+    tail = float(np.sum(sigma[(2 * m) // 3:] ** 2))
+    return Theorem1Terms(smoothness, tail, smoothness * tail)
+
+
 class Theorem1Factors(NamedTuple):
     spectral: np.ndarray  # per τ: ‖Σ_i (1 − ησ_i²)^τ ⟨w_i, x⟩ w_i‖
     measurement: float  # δ_p = ‖W_pᵀ (AᵀA − I) W_p‖₂
@@ -105,9 +152,9 @@ class Theorem1Factors(NamedTuple):
     linearised_error: np.ndarray  # per τ: ‖(I − η J Jᵀ AᵀA)^τ x‖ (noiseless, f_0 = 0)
 
 
-def theorem1_factors(jacobian, a, x, eta: float, taus, p: int) -> Theorem1Factors:
-    """Both factors of Theorem 1 for a given Jacobian ``J`` (n × P), measurement matrix ``a`` (m × n) and signal x,
-    at the iteration counts ``taus``; see the module docstring."""
+def heckel_soltanolkotabi_factors(jacobian, a, x, eta: float, taus, p: int) -> Theorem1Factors:
+    """Both factors of the Heckel–Soltanolkotabi analysis for a given Jacobian ``J`` (n × P), measurement matrix
+    ``a`` (m × n) and signal x, at the iteration counts ``taus``; see the module docstring."""
     jac = np.asarray(jacobian, np.float64)
     a = np.asarray(a, np.float64)
     x = np.asarray(x, np.float64).reshape(-1)

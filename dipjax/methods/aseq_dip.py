@@ -3,7 +3,8 @@
     z_0 = A^T y;   for k = 1..K:  θ_k = N Adam steps from θ_{k−1} on  D(A f_θ(z_{k−1}), y) + λ R(f_θ(z_{k−1}), z_{k−1})
                                  z_k = f_{θ_k}(z_{k−1})                      x* = z_K
 
-The input starts at the adjoint (for denoising and inpainting: the degraded image itself), the network is never
+The input starts at the degraded image ``init_image(y)`` (the noisy, masked, bicubic-upsampled or blurred image; the
+authors feed "the corrupted image"), the network is never
 re-initialised, there is no input perturbation, and ``steps`` of the engine count *network updates*: K = steps / N,
 the same budget as vanilla DIP (the paper's protocol). ``z_update``: ``"last_forward"`` takes ``z_k`` from the last
 inner forward pass, computed before the final optimiser step (the authors' denoising, deblurring and CT scripts);
@@ -14,14 +15,15 @@ purifier(f_{θ_k}(z_{k−1}), key)``, so a user with a pre-trained diffusion mod
 level, then denoise) here. Any JAX function works; dipjax ships no weights and downloads nothing. The purifier runs
 under ``stop_gradient`` and only at stage boundaries (``lax.cond``).
 
-Per-task defaults (official scripts, METHODS.md §2) via :meth:`ASeqDIP.for_task`: denoising λ = 1, lr 1e-4, N = 2,
-shallow U-Net with N(0, 0.02) init; inpainting lr 3e-4, ``recompute``, a 5-level skip net with nearest upsampling;
-deblurring λ = 5. Mean-squared norms (the CT/MRI scripts' unsquared norms: ``norm="l2"``).
+Per-task defaults (official scripts, METHODS.md §2) in :data:`PRESETS`: denoising 2000 × 2 updates, λ = 1, lr 1e-4,
+shallow U-Net with N(0, 0.02) init; inpainting 200 × 2, lr 3e-4, ``recompute``, a 5-level skip net with nearest
+upsampling; deblurring 5000 × 2, λ = 5. Mean-squared norms (the CT/MRI scripts' unsquared norms: ``norm="l2"``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -29,16 +31,20 @@ import jax.numpy as jnp
 import optax
 from flax import linen as nn
 
-from dipjax.methods.dip import check_output
+from dipjax.methods.base import fitting_step, image_input, init_network
+from dipjax.methods.registry import MethodSpec, Option, preset, register_method
+from dipjax.methods.self_guided import unet_network
 from dipjax.networks import shallow_unet, skip_net
 from dipjax.regularizers import NORMS, residual_norm
+from dipjax.validation import require, require_finite
 
 
 class ASeqDIPState(NamedTuple):
     params: Any
     opt_state: Any
     z: jax.Array  # the current stage's input z_{k−1}
-    x: jax.Array  # the newest network output
+    out: jax.Array  # network output of the last step's forward pass
+    x: jax.Array  # the reconstruction: out, or at a stage boundary with "recompute" the updated network's output
     step: jax.Array  # network updates so far
 
 
@@ -54,37 +60,23 @@ class ASeqDIP:
     name: str = "aseq_dip"
 
     def __post_init__(self):
-        if self.lr <= 0 or self.lam < 0 or self.inner_steps < 1 or self.norm not in NORMS:
-            raise ValueError(f"aSeqDIP needs lr > 0, lam >= 0, inner_steps >= 1 and norm in {NORMS}")
-        if self.z_update not in ("last_forward", "recompute"):
-            raise ValueError(f"unknown z_update {self.z_update!r}; expected 'last_forward' or 'recompute'")
+        require_finite(self, "lr", "lam")
+        require(self.lr > 0, "lr", f"must be positive, got {self.lr}")
+        require(self.lam >= 0, "lam", f"must be non-negative, got {self.lam}")
+        require(self.inner_steps >= 1, "inner_steps", f"must be at least 1, got {self.inner_steps}")
+        require(self.norm in NORMS, "norm", f"must be one of {', '.join(NORMS)}, got {self.norm!r}")
+        require(self.z_update in ("last_forward", "recompute"), "z_update",
+                f"must be 'last_forward' or 'recompute', got {self.z_update!r}")
 
-    @classmethod
-    def for_task(cls, task: str, channels: int, **overrides) -> "ASeqDIP":
-        """The authors' per-task configuration (``task`` as in :data:`dipjax.tasks.TASKS`)."""
-        cfg: dict = dict(network=shallow_unet(in_channels=channels, out_channels=channels))
-        if task == "inpaint":
-            cfg.update(lr=3e-4, z_update="recompute",
-                       network=skip_net(out_channels=channels, in_channels=channels, upsample="nearest"))
-        elif task == "deblur":
-            cfg.update(lam=5.0)
-        cfg.update(overrides)
-        return cls(**cfg)
-
+    @functools.cached_property
     def optimizer(self):
         return optax.adam(self.lr)
 
     def init(self, key, problem) -> ASeqDIPState:
-        h, w, _ = problem.image_shape
-        self.network.check_size(h, w)
-        z = problem.operator.adjoint(problem.y).astype(jnp.float32)
-        if tuple(self.network.input_shape(h, w)) != z.shape:
-            raise ValueError(f"aSeqDIP feeds the image-shaped A^T y {z.shape} to the network, which takes "
-                             f"{self.network.input_shape(h, w)}: build it with in_channels={z.shape[-1]}")
-        params = self.network.init(key, z)["params"]
-        x = self.network.apply({"params": params}, z)
-        check_output(x, problem)
-        return ASeqDIPState(params, self.optimizer().init(params), z, x, jnp.zeros((), jnp.int32))
+        self.network.check_size(*problem.image_shape[:2])
+        z = image_input(self.network, problem)
+        params, out = init_network(self.network, key, z, problem)
+        return ASeqDIPState(params, self.optimizer.init(params), z, out, out, jnp.zeros((), jnp.int32))
 
     def step(self, state: ASeqDIPState, problem, key):
         def loss_fn(params):
@@ -92,19 +84,49 @@ class ASeqDIP:
             data = residual_norm(problem.operator(x) - problem.y, self.norm)
             return data + self.lam * residual_norm(x - state.z, self.norm), (x, data)
 
-        (loss, (x, data)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-        updates, opt_state = self.optimizer().update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
+        params, opt_state, loss, (out, data) = fitting_step(self.optimizer, loss_fn, state.params, state.opt_state)
         step = state.step + 1
 
         def next_stage(_):
-            out = self.network.apply({"params": params}, state.z) if self.z_update == "recompute" else x
-            out = jax.lax.stop_gradient(out)
-            z = out if self.purifier is None else jax.lax.stop_gradient(self.purifier(out, key)).astype(out.dtype)
-            return z, out
+            x = self.network.apply({"params": params}, state.z) if self.z_update == "recompute" else out
+            x = jax.lax.stop_gradient(x)
+            z = x if self.purifier is None else jax.lax.stop_gradient(self.purifier(x, key)).astype(x.dtype)
+            return z, x
 
-        z, x = jax.lax.cond(step % self.inner_steps == 0, next_stage, lambda _: (state.z, x), None)
-        return ASeqDIPState(params, opt_state, z, x, step), {"loss": loss, "data_loss": data}
+        z, x = jax.lax.cond(step % self.inner_steps == 0, next_stage, lambda _: (state.z, out), None)
+        return ASeqDIPState(params, opt_state, z, out, x, step), {"loss": loss, "data_loss": data}
 
     def estimate(self, state: ASeqDIPState, problem) -> jax.Array:
         return state.x
+
+
+def aseq_network(image_shape, width: int | None = None, scales: int | None = None, arch: str = "unet",
+                 **kwargs) -> nn.Module:
+    """aSeqDIP's networks: ``arch="unet"`` the shallow U-Net (first width ``width`` = 64, ``scales`` = 2 poolings),
+    ``arch="skip"`` the inpainting script's skip net (``width`` = 128 channels, ``scales`` = 5 levels, nearest
+    upsampling); input channels = the image's (the input is an image)."""
+    c = image_shape[-1]
+    if arch == "unet":
+        return unet_network(image_shape, width=width or 64, scales=scales or 2, **kwargs)
+    if arch == "skip":
+        return skip_net(out_channels=c, in_channels=c, width=width or 128, scales=scales or 5, **kwargs)
+    raise ValueError(f"unknown aSeqDIP network {arch!r}; expected 'unet' or 'skip'")
+
+
+#: aSeqDIP's official scripts (sjames40/Aseq_DIP f6d4a66; METHODS.md §2). Steps are network updates K × N.
+PRESETS = (
+    preset(None, "no aSeqDIP script for this task: the denoising script's values", steps=4000, lr=1e-4, lam=1.0,
+           inner_steps=2),
+    preset("denoise", "Aseq_DIP_denoising.py:70-133: 2000 × 2 updates, λ = 1, Adam 1e-4, shallow U-Net",
+           steps=4000, lr=1e-4, lam=1.0, inner_steps=2),
+    preset("inpaint", "Aseq_DIP_inpainting.py:131-224: 200 × 2 updates, λ = 1, Adam 3e-4, skip net (5 × 128, "
+           "nearest), z from the updated network", steps=400, lr=3e-4, lam=1.0, inner_steps=2,
+           z_update="recompute", network=dict(arch="skip", upsample="nearest")),
+    preset("deblur", "Aseq_DIP_Deblurring.py:137-202: 5000 × 2 updates, λ = 5, Adam 1e-4, shallow U-Net",
+           steps=10_000, lr=1e-4, lam=5.0, inner_steps=2),
+)
+
+register_method(MethodSpec("aseq_dip", "aSeqDIP", ASeqDIP, aseq_network, PRESETS, (
+    Option("lr", "lr", "Adam learning rate"),
+    Option("lam", "lam", "weight λ of the self-guidance (or autoencoding) term"),
+    Option("inner-steps", "inner_steps", "network updates N per input update"))))

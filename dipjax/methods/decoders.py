@@ -8,9 +8,13 @@ reinhardh/supplement_deep_decoder) with the decoder's defaults: k = 128 channels
 1900 iterations for denoising, input ``0.1 · U[0, 1)`` of shape ``(H/32, W/32, k)``, **no** input perturbation
 (``reg_noise_std = 0``) and the last iterate as output. The prior is the small parameter count (100,224 for k = 128
 on RGB: 7.85× fewer than the pixels of a 512² image), so fitting stops short of the noise without early stopping.
+Inpainting (``inpainting.ipynb`` cell 7): k = 256, 40,000 iterations, lr 0.0025, input noise 0.005 multiplied by 0.7
+every 500 steps.
 
-ConvDecoder's defaults for natural images follow deepinv's port of it (7 layers, input 4×4, Adam 1e-2, 2500
-iterations) at 64 channels (upstream MRI runs use 160–256; the field changes it).
+ConvDecoder: the network of MLI-lab/ConvDecoder's ``decoder_conv.py`` (:class:`dipjax.networks.ConvDecoder`,
+``variant="mli"``) with that function's defaults for images (16×16 input, 6 layers, 64 channels, bilinear, sigmoid),
+input ``0.1 · U[0, 1)`` as in the lab's notebooks; Adam 1e-2 for 2500 iterations as deepinv's ``DeepImagePrior``
+(no budget is fixed upstream for natural images).
 """
 
 from __future__ import annotations
@@ -19,12 +23,10 @@ import dataclasses
 
 from flax import linen as nn
 
+from dipjax.methods import dip
 from dipjax.methods.dip import DIP
-from dipjax.networks import deep_decoder
-
-#: Deep Decoder's denoising iterations (``denoising.ipynb``) and ConvDecoder's (deepinv) — for scripts and the CLI.
-DEEP_DECODER_STEPS = 1900
-CONV_DECODER_STEPS = 2500
+from dipjax.methods.registry import MethodSpec, preset, register_method
+from dipjax.networks import conv_decoder, deep_decoder
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,3 +50,27 @@ class ConvDecoderFit(DIP):
         if self.network is None:
             raise ValueError("ConvDecoderFit needs network=conv_decoder(out_size=(H, W), out_channels=C)")
         super().__post_init__()
+
+
+def deep_decoder_network(image_shape, width: int = 128, scales: int = 5) -> nn.Module:
+    """Deep Decoder with k = ``width`` channels and ``scales`` upsamplings."""
+    return deep_decoder(image_shape[-1], k=width, layers=scales)
+
+
+def conv_decoder_network(image_shape, width: int = 64, scales: int = 6, **kwargs) -> nn.Module:
+    """ConvDecoder for the image size with ``width`` channels and ``scales`` layers."""
+    return conv_decoder(image_shape[:2], image_shape[-1], channels=width, layers=scales, **kwargs)
+
+
+register_method(MethodSpec("deep_decoder", "Deep Decoder", DeepDecoderFit, deep_decoder_network, (
+    preset(None, "denoising.ipynb cells 7–9 (reinhardh/supplement_deep_decoder 9031ea9): k = 128, 1900 iterations, "
+           "lr 0.01, no input noise", steps=1900),
+    preset("inpaint", "inpainting.ipynb cell 7: k = 256, 40,000 iterations, lr 0.0025, input noise 0.005 ×0.7 "
+           "every 500", steps=40_000, lr=0.0025, input_noise_std=0.005, input_noise_decay=0.7,
+           input_noise_decay_every=500, network=dict(width=256)),
+), (dip.LR, dip.INPUT_NOISE, dip.EMA)))
+
+register_method(MethodSpec("conv_decoder", "ConvDecoder", ConvDecoderFit, conv_decoder_network, (
+    preset(None, "MLI-lab/ConvDecoder decoder_conv.py (f5bb5ee) defaults; Adam 1e-2, 2500 iterations as deepinv's "
+           "DeepImagePrior (deepinv/models/dip.py)", steps=2500),
+), (dip.LR, dip.INPUT_NOISE, dip.EMA)))

@@ -16,13 +16,15 @@ Denoising defaults (``denoising.ipynb``): lr 0.008, σ_in = 0.033, β = μ = 0.5
 h = 0.6 σ_f, patch 5, distance 6), 6000 iterations, output the EMA 0.99 of the network outputs, and the notebook's
 adaptive strengthening (while PSNR(f, y) exceeds a threshold starting at 20 dB, β and μ grow by 0.03 and the
 threshold by 0.01 per iteration; only where y is image-shaped). Deblurring (β 0.02, μ 0.04, lr 0.004, σ_in 0.01)
-and super-resolution (β 0.05, μ 0.06, lr 0.001, σ_in 0.02) report ``x − u``: :meth:`DeepRED.for_task`.
-x starts at A^T y, u at 0.
+and super-resolution (β 0.05, μ 0.06, lr 0.001, σ_in 0.02, 2000 iterations; BM3D with σ_f = 5 upstream, non-local
+means here) report ``x − u`` (:data:`PRESETS`). x starts at the degraded image ``init_image(y)`` clipped to [0, 1]
+(upstream: ``y`` itself, zeros for super-resolution), u at 0.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -31,11 +33,11 @@ import optax
 from flax import linen as nn
 
 from dipjax.denoisers import NonLocalMeans
-from dipjax.methods.dip import ema, init_network, mean_squared_residual
+from dipjax.methods import dip
+from dipjax.methods.base import ema, fitting_step, init_random_input, mean_squared_residual
+from dipjax.methods.registry import MethodSpec, Option, preset, register_method
 from dipjax.networks import skip_net
-
-#: DeepRED's iteration counts per task (denoising, deblurring, super-resolution notebooks).
-DEEPRED_STEPS = {"denoise": 6000, "deblur": 30000, "sr": 2000}
+from dipjax.validation import require, require_finite
 
 
 class DeepREDState(NamedTuple):
@@ -68,29 +70,24 @@ class DeepRED:
     name: str = "deepred"
 
     def __post_init__(self):
-        if self.lr <= 0 or self.beta < 0 or self.mu <= 0 or self.input_noise_std < 0 or self.denoiser_every < 1:
-            raise ValueError("DeepRED needs lr > 0, beta >= 0, mu > 0, input_noise_std >= 0, denoiser_every >= 1")
-        if self.output not in ("ema", "admm") or not 0 <= self.output_ema < 1:
-            raise ValueError("DeepRED's output is 'ema' or 'admm' and 0 <= output_ema < 1")
+        require_finite(self, "lr", "beta", "mu", "input_noise_std", "output_ema")
+        require(self.lr > 0, "lr", f"must be positive, got {self.lr}")
+        require(self.beta >= 0, "beta", f"must be non-negative, got {self.beta}")
+        require(self.mu > 0, "mu", f"must be positive, got {self.mu}")
+        require(self.input_noise_std >= 0, "input_noise_std", f"must be non-negative, got {self.input_noise_std}")
+        require(self.denoiser_every >= 1, "denoiser_every", f"must be at least 1, got {self.denoiser_every}")
+        require(self.output in ("ema", "admm"), "output", f"must be 'ema' or 'admm', got {self.output!r}")
+        require(0 <= self.output_ema < 1, "output_ema", f"must be in [0, 1), got {self.output_ema}")
 
-    @classmethod
-    def for_task(cls, task: str, channels: int, **overrides) -> "DeepRED":
-        cfg: dict = dict(network=skip_net(out_channels=channels))
-        if task == "deblur":
-            cfg.update(lr=0.004, beta=0.02, mu=0.04, input_noise_std=0.01, output="admm", adaptive=False)
-        elif task == "sr":
-            cfg.update(lr=0.001, beta=0.05, mu=0.06, input_noise_std=0.02, output="admm", adaptive=False,
-                       denoiser=NonLocalMeans(sigma=5.0 / 255.0))
-        elif task != "denoise":
-            cfg.update(output="admm", adaptive=False)
-        cfg.update(overrides)
-        return cls(**cfg)
+    @functools.cached_property
+    def optimizer(self):
+        return optax.adam(self.lr)
 
     def init(self, key, problem) -> DeepREDState:
-        params, z, out = init_network(self.network, key, problem)
-        x = jnp.clip(problem.operator.adjoint(problem.y), 0, 1).astype(jnp.float32)
+        params, z, out = init_random_input(self.network, key, problem)
+        x = jnp.clip(problem.operator.init_image(problem.y), 0, 1).astype(jnp.float32)
         f32 = lambda v: jnp.asarray(v, jnp.float32)  # noqa: E731
-        return DeepREDState(params, optax.adam(self.lr).init(params), z, x, jnp.zeros_like(x), x, out, out,
+        return DeepREDState(params, self.optimizer.init(params), z, x, jnp.zeros_like(x), x, out, out,
                             f32(self.beta), f32(self.mu), f32(20.0), jnp.zeros((), jnp.int32))
 
     def step(self, state: DeepREDState, problem, key):
@@ -102,9 +99,7 @@ class DeepRED:
             data = mean_squared_residual(problem.operator, out, problem.y)
             return data + s.mu * jnp.mean(jnp.square(out - (s.x - s.u))), (out, data)
 
-        (loss, (out, data)), grads = jax.value_and_grad(loss_fn, has_aux=True)(s.params)
-        updates, opt_state = optax.adam(self.lr).update(grads, s.opt_state, s.params)
-        params = optax.apply_updates(s.params, updates)
+        params, opt_state, loss, (out, data) = fitting_step(self.optimizer, loss_fn, s.params, s.opt_state)
         out = jax.lax.stop_gradient(out)
         d = jax.lax.cond(s.step % self.denoiser_every == 0,
                          lambda x: jax.lax.stop_gradient(self.denoiser(x)).astype(x.dtype), lambda x: s.d, s.x)
@@ -121,3 +116,22 @@ class DeepRED:
 
     def estimate(self, state: DeepREDState, problem) -> jax.Array:
         return state.out_avg if self.output == "ema" else state.x - state.u
+
+
+#: GaryMataev/DeepRED notebooks (e772358; METHODS.md §8b).
+PRESETS = (
+    preset(None, "no DeepRED notebook for this task: the denoising hyper-parameters, reporting x − u",
+           steps=6000, output="admm", adaptive=False),
+    preset("denoise", "denoising.ipynb cells 5, 8, 15: 6000 iterations, lr 0.008, σ_f = 3, β = μ = 0.5, "
+           "σ_in 0.033, EMA 0.99 of the outputs, adaptive strengthening", steps=6000, output="ema", adaptive=True),
+    preset("deblur", "deblurring.ipynb cells 5, 14: 30,000 iterations, lr 0.004, β 0.02, μ 0.04, σ_in 0.01, x − u "
+           "(the StepLR ×0.9 every 1000 is not applied)", steps=30_000, lr=0.004, beta=0.02, mu=0.04,
+           input_noise_std=0.01, output="admm", adaptive=False),
+    preset("sr", "super_resolution.ipynb cells 6, 15, 17: 2000 iterations, lr 0.001, β 0.05, μ 0.06, σ_in 0.02, "
+           "x − u; BM3D σ_f = 5 upstream, non-local means σ_f = 5 here", steps=2000, lr=0.001, beta=0.05, mu=0.06,
+           input_noise_std=0.02, output="admm", adaptive=False, denoiser=NonLocalMeans(sigma=5.0 / 255.0)),
+)
+
+register_method(MethodSpec("deepred", "DeepRED", DeepRED, dip.dip_network, PRESETS, (
+    dip.LR, dip.INPUT_NOISE, dip.EMA,
+    Option("beta", "beta", "weight β of the RED prior"), Option("mu", "mu", "ADMM penalty μ"))))

@@ -18,6 +18,7 @@ ones (the fields let a user rescale ``lr_ratio``).
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, NamedTuple
 
 import jax
@@ -25,12 +26,12 @@ import jax.numpy as jnp
 import optax
 from flax import linen as nn
 
-from dipjax.methods.dip import init_network
+from dipjax.methods import dip
+from dipjax.methods.base import fitting_step, init_random_input
+from dipjax.methods.registry import MethodSpec, Option, preset, register_method
 from dipjax.networks import skip_net
 from dipjax.regularizers import residual_norm
-
-#: The authors' iteration count (``denoising.py``).
-DOP_STEPS = 150_000
+from dipjax.validation import require, require_finite
 
 
 class DOPState(NamedTuple):
@@ -39,7 +40,7 @@ class DOPState(NamedTuple):
     h: jax.Array
     opt_state: Any
     z: jax.Array
-    x: jax.Array  # network output of the last step
+    out: jax.Array  # network output of the last step
     step: jax.Array
 
 
@@ -55,11 +56,16 @@ class DOP:
     name: str = "dop"
 
     def __post_init__(self):
-        if self.lr <= 0 or self.lr_ratio <= 0 or self.init_scale < 0 or self.input_noise_std < 0:
-            raise ValueError("DOP needs lr > 0, lr_ratio > 0, init_scale >= 0 and input_noise_std >= 0")
-        if self.optimizer_kind not in ("sgd", "adam") or self.loss not in ("l2sq", "l1"):
-            raise ValueError("DOP's optimizer_kind is 'sgd' or 'adam' and its loss 'l2sq' or 'l1'")
+        require_finite(self, "lr", "lr_ratio", "init_scale", "input_noise_std")
+        require(self.lr > 0, "lr", f"must be positive, got {self.lr}")
+        require(self.lr_ratio > 0, "lr_ratio", f"must be positive, got {self.lr_ratio}")
+        require(self.init_scale >= 0, "init_scale", f"must be non-negative, got {self.init_scale}")
+        require(self.input_noise_std >= 0, "input_noise_std", f"must be non-negative, got {self.input_noise_std}")
+        require(self.optimizer_kind in ("sgd", "adam"), "optimizer_kind",
+                f"must be 'sgd' or 'adam', got {self.optimizer_kind!r}")
+        require(self.loss in ("l2sq", "l1"), "loss", f"must be 'l2sq' or 'l1', got {self.loss!r}")
 
+    @functools.cached_property
     def optimizer(self):
         make = optax.sgd if self.optimizer_kind == "sgd" else optax.adam
         return optax.multi_transform({"net": make(self.lr), "sparse": make(self.lr * self.lr_ratio)},
@@ -67,30 +73,34 @@ class DOP:
 
     def init(self, key, problem) -> DOPState:
         k_net, k_g, k_h = jax.random.split(key, 3)
-        params, z, x = init_network(self.network, k_net, problem)
+        params, z, out = init_random_input(self.network, k_net, problem)
         g = self.init_scale * jax.random.normal(k_g, problem.y.shape)
         hh = self.init_scale * jax.random.normal(k_h, problem.y.shape)
-        opt_state = self.optimizer().init({"params": params, "g": g, "h": hh})
-        return DOPState(params, g, hh, opt_state, z, x, jnp.zeros((), jnp.int32))
+        opt_state = self.optimizer.init({"params": params, "g": g, "h": hh})
+        return DOPState(params, g, hh, opt_state, z, out, jnp.zeros((), jnp.int32))
 
     def step(self, state: DOPState, problem, key):
         z_in = state.z + self.input_noise_std * jax.random.normal(key, state.z.shape)
 
         def loss_fn(v):
-            x = self.network.apply({"params": v["params"]}, z_in)
-            r = problem.operator(x) + v["g"] ** 2 - v["h"] ** 2 - problem.y
-            return residual_norm(r, self.loss), x
+            out = self.network.apply({"params": v["params"]}, z_in)
+            r = problem.operator(out) + v["g"] ** 2 - v["h"] ** 2 - problem.y
+            return residual_norm(r, self.loss), out
 
-        v = {"params": state.params, "g": state.g, "h": state.h}
-        (loss, x), grads = jax.value_and_grad(loss_fn, has_aux=True)(v)
-        updates, opt_state = self.optimizer().update(grads, state.opt_state, v)
-        v = optax.apply_updates(v, updates)
-        return DOPState(v["params"], v["g"], v["h"], opt_state, state.z, x, state.step + 1), {"loss": loss}
+        v, opt_state, loss, out = fitting_step(self.optimizer, loss_fn,
+                                               {"params": state.params, "g": state.g, "h": state.h}, state.opt_state)
+        return DOPState(v["params"], v["g"], v["h"], opt_state, state.z, out, state.step + 1), {"loss": loss}
 
     def estimate(self, state: DOPState, problem) -> jax.Array:
-        return state.x
+        return state.out
 
     @staticmethod
     def sparse_component(state: DOPState) -> jax.Array:
         """The fitted corruption ``s = g ⊙ g − h ⊙ h``."""
         return state.g**2 - state.h**2
+
+
+register_method(MethodSpec("dop", "DOP", DOP, dip.dip_network, (
+    preset(None, "ChongYou/robust-image-recovery denoising.py:24-29, 48, 61-121 (5bb2314): 150,000 SGD steps, "
+           "η = 1, α = 500, σ_p = 1/30, g, h ~ 1e-5 N(0, 1)", steps=150_000),
+), (dip.LR, dip.INPUT_NOISE, Option("lr-ratio", "lr_ratio", "ratio α of the sparse term's learning rate to η"))))

@@ -8,7 +8,7 @@ Adams with equal hyper-parameters are one Adam, coordinate-wise). The network is
 scale; the data term is the RMSE and TV₁ the anisotropic TV divided by the number of entries (``util.py``,
 ``train_*.py`` of sun-umn/Deep-Random-Projector). No input perturbation.
 
-Per-task defaults (``Main_Start.py``) via :meth:`DRP.for_task`: denoising width 64, skip 4, z = 0.1·N(0, 1) with
+Per-task defaults (``Main_Start.py``) in :data:`PRESETS`: denoising width 64, skip 4, z = 0.1·N(0, 1) with
 3 channels, lr 0.1, λ_TV 0.45, 5000 iterations; super-resolution width 128, 1-channel z, lr 0.5, λ_TV 0.75;
 inpainting width 128, skip 128, a learnable 2-channel meshgrid z, lr 0.05, λ_TV 0.01. Not implemented: the
 inpainting script's per-iteration N(0, 10⁻⁶) jitter of the frozen weights.
@@ -17,6 +17,7 @@ inpainting script's per-iteration N(0, 10⁻⁶) jitter of the frozen weights.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, NamedTuple
 
 import jax
@@ -25,13 +26,12 @@ import optax
 from flax import linen as nn
 from flax import traverse_util
 
-from dipjax.methods.dip import check_output, random_input
+from dipjax.methods.base import check_output, fitting_step, random_input
+from dipjax.methods.registry import MethodSpec, Option, preset, register_method
 from dipjax.networks import skip_net
 from dipjax.networks.layers import batch_norm_1image
 from dipjax.regularizers import residual_norm, total_variation
-
-#: The authors' iteration count for every task.
-DRP_STEPS = 5000
+from dipjax.validation import require, require_finite
 
 
 def split_batchnorm(params) -> tuple[dict, dict]:
@@ -51,7 +51,7 @@ class DRPState(NamedTuple):
     frozen: Any  # convolution weights and biases at initialisation (never updated)
     trainable: Any  # {"bn": network BN affines, "bn_in": input BN affine, "z": input seed}
     opt_state: Any
-    x: jax.Array
+    out: jax.Array
     step: jax.Array
 
 
@@ -66,22 +66,15 @@ class DRP:
     name: str = "drp"
 
     def __post_init__(self):
-        if self.lr <= 0 or self.tv_weight < 0 or self.input_kind not in ("normal", "uniform", "meshgrid"):
-            raise ValueError("DRP needs lr > 0, tv_weight >= 0 and input_kind in normal, uniform, meshgrid")
+        require_finite(self, "lr", "tv_weight", "input_scale")
+        require(self.lr > 0, "lr", f"must be positive, got {self.lr}")
+        require(self.tv_weight >= 0, "tv_weight", f"must be non-negative, got {self.tv_weight}")
+        require(self.input_kind in ("normal", "uniform", "meshgrid"), "input_kind",
+                f"must be normal, uniform or meshgrid, got {self.input_kind!r}")
 
-    @classmethod
-    def for_task(cls, task: str, channels: int, **overrides) -> "DRP":
-        """The authors' per-task configuration (``task`` as in :data:`dipjax.tasks.TASKS`)."""
-        if task == "sr":
-            cfg: dict = dict(network=skip_net(out_channels=channels, width=128, scales=1, in_channels=1),
-                             lr=0.5, tv_weight=0.75)
-        elif task == "inpaint":
-            cfg = dict(network=skip_net(out_channels=channels, width=128, scales=1, skip_channels=128,
-                                        in_channels=2), lr=0.05, tv_weight=0.01, input_kind="meshgrid")
-        else:
-            cfg = dict(network=skip_net(out_channels=channels, width=64, scales=1, in_channels=3))
-        cfg.update(overrides)
-        return cls(**cfg)
+    @functools.cached_property
+    def optimizer(self):
+        return optax.adam(self.lr)
 
     def _input(self, key, shape):
         if self.input_kind == "normal":
@@ -101,9 +94,9 @@ class DRP:
         bn, frozen = split_batchnorm(self.network.init(k_net, z)["params"])
         c_in = z.shape[-1]
         trainable = {"bn": bn, "bn_in": {"scale": jnp.ones(c_in), "bias": jnp.zeros(c_in)}, "z": z}
-        x = self.forward(frozen, trainable)
-        check_output(x, problem)
-        return DRPState(frozen, trainable, optax.adam(self.lr).init(trainable), x, jnp.zeros((), jnp.int32))
+        out = self.forward(frozen, trainable)
+        check_output(out, problem)
+        return DRPState(frozen, trainable, self.optimizer.init(trainable), out, jnp.zeros((), jnp.int32))
 
     def step(self, state: DRPState, problem, key):
         def loss_fn(trainable):
@@ -111,10 +104,30 @@ class DRP:
             data = residual_norm(problem.operator(x) - problem.y, "l2")
             return data + self.tv_weight * total_variation(x, "anisotropic"), (x, data)
 
-        (loss, (x, data)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.trainable)
-        updates, opt_state = optax.adam(self.lr).update(grads, state.opt_state, state.trainable)
-        trainable = optax.apply_updates(state.trainable, updates)
-        return DRPState(state.frozen, trainable, opt_state, x, state.step + 1), {"loss": loss, "data_loss": data}
+        trainable, opt_state, loss, (out, data) = fitting_step(self.optimizer, loss_fn, state.trainable,
+                                                                state.opt_state)
+        return DRPState(state.frozen, trainable, opt_state, out, state.step + 1), {"loss": loss, "data_loss": data}
 
     def estimate(self, state: DRPState, problem) -> jax.Array:
-        return state.x
+        return state.out
+
+
+def drp_network(image_shape, width: int = 64, scales: int = 1, **kwargs) -> nn.Module:
+    """DRP's reduced-depth skip net: ``scales`` levels (1) of ``width`` channels."""
+    return skip_net(out_channels=image_shape[-1], width=width, scales=scales, **kwargs)
+
+
+#: sun-umn/Deep-Random-Projector (cdddfb1; METHODS.md §7): 5000 iterations for every task.
+PRESETS = (
+    preset(None, "1_Denoising/Main_Start.py:28-39: width 64, skip 4, z 3 ch 0.1·N(0, 1), lr 0.1, λ_TV 0.45",
+           steps=5000, lr=0.1, tv_weight=0.45, input_kind="normal", network=dict(width=64, in_channels=3)),
+    preset("sr", "2_Super_Resolution/Main_Start.py:38-43, 93-94: width 128, z 1 ch, lr 0.5, λ_TV 0.75",
+           lr=0.5, tv_weight=0.75, network=dict(width=128, in_channels=1)),
+    preset("inpaint", "3_Inpainting/Main_Start.py:32-43, train_ip.py:44-49: width 128, skip 128, learnable "
+           "2-channel meshgrid z, lr 0.05, λ_TV 0.01 (the weight jitter 1e-3 is not applied)", lr=0.05,
+           tv_weight=0.01, input_kind="meshgrid", network=dict(width=128, skip_channels=128, in_channels=2)),
+)
+
+register_method(MethodSpec("drp", "DRP", DRP, drp_network, PRESETS, (
+    Option("lr", "lr", "Adam learning rate (batch-norm affines, input batch norm and input)"),
+    Option("tv-weight", "tv_weight", "weight λ of the total-variation penalty"))))

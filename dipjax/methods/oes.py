@@ -21,19 +21,25 @@ scales (their logits have not yet separated from the rest), which zeroes whole c
 cannot learn: ``experiments/oes_mask_budget.py`` measures both.
 
 Stage 2, :class:`OES` (sparse training). From the same θ₀ and z, pruned entries are zeroed and the subnetwork is
-trained with Adam (lr 0.01; 40,000 steps upstream) on the mean squared error, gradients multiplied by the mask every
-step so pruned entries stay exactly zero; no early stopping, the last iterate is the output. ``transfer=True``
+trained with Adam (lr 0.01; 40,000 steps upstream) on the mean squared error of the network with weights
+``θ ⊙ m``, so the gradient of every pruned entry is exactly zero (the authors multiply the gradients by the mask) and
+pruned entries stay zero; no early stopping, the last iterate is the output. ``transfer=True``
 trains the mask on another image from *fresh* random weights and the source's input z (``transfer.py``).
 :class:`OESMask` saves to and loads from ``.npz``.
 
 The network is DIP's inpainting hourglass without skips: ``down = up = (16, 32, 64, 128, 128, 128)``, down filter
 5, up filter 3, no 1×1 up-convs, nearest upsampling, average-pool downsampling (:func:`oes_network`; 3,008,867
 parameters for RGB).
+
+:class:`OptimalEyeSurgeon` is the two stages as one method (``--method oes``): ``reconstruct`` runs its
+:meth:`~OptimalEyeSurgeon.run` pipeline, mask learning for ``mask_steps`` then ``steps`` of sparse training, per
+image, and returns the masks beside the result. With ``mask=`` a saved mask it skips stage 1 and transfers it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, NamedTuple
 
 import jax
@@ -43,13 +49,11 @@ import optax
 from flax import linen as nn
 from flax import traverse_util
 
-from dipjax.methods.base import StaticArray
-from dipjax.methods.dip import check_output, init_network, mean_squared_residual, random_input
+from dipjax.methods.base import (StaticArray, check_output, fitting_step, init_random_input, mean_squared_residual,
+                                 random_input)
+from dipjax.methods.registry import MethodSpec, Option, preset, register_method
 from dipjax.networks import SkipNet
-
-#: The authors' step counts: mask learning and sparse training.
-OES_MASK_STEPS = 60_000
-OES_TRAIN_STEPS = 40_000
+from dipjax.validation import require, require_finite
 
 
 def oes_network(out_channels: int = 3, levels: int = 6, in_channels: int = 32) -> SkipNet:
@@ -69,8 +73,8 @@ PRUNE_SCOPES = ("all", "kernels")
 
 
 def check_prune_scope(prune: str) -> None:
-    if prune not in PRUNE_SCOPES:
-        raise ValueError(f"unknown pruning scope {prune!r}; expected one of {', '.join(PRUNE_SCOPES)}")
+    require(prune in PRUNE_SCOPES, "prune", f"is an unknown pruning scope {prune!r}; expected one of "
+            f"{', '.join(PRUNE_SCOPES)}")
 
 
 def prunable(params, prune: str = "all"):
@@ -90,7 +94,7 @@ class OESMaskState(NamedTuple):
     logits: Any  # one logit per parameter, the trainable leaves
     opt_state: Any
     z: jax.Array
-    x: jax.Array  # output of the last relaxed-mask forward pass
+    out: jax.Array  # output of the last relaxed-mask forward pass
     step: jax.Array
 
 
@@ -105,19 +109,20 @@ class OESMaskLearning:
     name: str = "oes_mask"
 
     def __post_init__(self):
-        if not 0 < self.sparsity < 1 or self.kl_weight < 0 or self.temperature <= 0 or self.lr <= 0:
-            raise ValueError("OES needs 0 < sparsity < 1, kl_weight >= 0, temperature > 0 and lr > 0")
-        check_prune_scope(self.prune)
+        check_mask_settings(self.sparsity, self.kl_weight, self.temperature, self.lr, self.prune)
+
+    @functools.cached_property
+    def optimizer(self):
+        return optax.adam(self.lr)
 
     def init(self, key, problem) -> OESMaskState:
-        params0, z, x = init_network(self.network, key, problem)
+        params0, z, out = init_random_input(self.network, key, problem)
         logits = jax.tree_util.tree_map(jnp.zeros_like, params0)
-        return OESMaskState(params0, logits, optax.adam(self.lr).init(logits), z, x, jnp.zeros((), jnp.int32))
+        return OESMaskState(params0, logits, self.optimizer.init(logits), z, out, jnp.zeros((), jnp.int32))
 
     def step(self, state: OESMaskState, problem, key):
         leaves, treedef = jax.tree_util.tree_flatten(state.logits)
         keys = jax.tree_util.tree_unflatten(treedef, list(jax.random.split(key, len(leaves))))
-
         scope = prunable(state.logits, self.prune)
 
         def loss_fn(logits):
@@ -125,20 +130,29 @@ class OESMaskLearning:
                 lambda p, k, s: relaxed_bernoulli(k, p, self.temperature) if s else jnp.ones_like(p),
                 logits, keys, scope)
             params = jax.tree_util.tree_map(jnp.multiply, state.params0, masks)
-            x = self.network.apply({"params": params}, state.z)
-            data = mean_squared_residual(problem.operator, x, problem.y)
+            out = self.network.apply({"params": params}, state.z)
+            data = mean_squared_residual(problem.operator, out, problem.y)
             kl = sum(jnp.sum(bernoulli_kl(jax.nn.sigmoid(p), self.sparsity))
                      for p, s in zip(jax.tree_util.tree_leaves(logits), jax.tree_util.tree_leaves(scope)) if s)
-            return data + self.kl_weight * kl, (x, data)
+            return data + self.kl_weight * kl, (out, data)
 
-        (loss, (x, data)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.logits)
-        updates, opt_state = optax.adam(self.lr).update(grads, state.opt_state, state.logits)
-        logits = optax.apply_updates(state.logits, updates)
-        return state._replace(logits=logits, opt_state=opt_state, x=x, step=state.step + 1), \
+        logits, opt_state, loss, (out, data) = fitting_step(self.optimizer, loss_fn, state.logits, state.opt_state)
+        return state._replace(logits=logits, opt_state=opt_state, out=out, step=state.step + 1), \
             {"loss": loss, "data_loss": data}
 
     def estimate(self, state: OESMaskState, problem) -> jax.Array:
-        return state.x
+        return state.out
+
+
+def check_mask_settings(sparsity, kl_weight, temperature, lr, prune) -> None:
+    """The one check of OES's mask-learning settings (stage 1 and the pipeline)."""
+    for name, v in (("sparsity", sparsity), ("kl_weight", kl_weight), ("temperature", temperature), ("lr", lr)):
+        require(np.isfinite(v), name, f"must be a finite number, got {v}")
+    require(0 < sparsity < 1, "sparsity", f"must be in (0, 1), got {sparsity}")
+    require(kl_weight >= 0, "kl_weight", f"must be non-negative, got {kl_weight}")
+    require(temperature > 0, "temperature", f"must be positive, got {temperature}")
+    require(lr > 0, "lr", f"must be positive, got {lr}")
+    check_prune_scope(prune)
 
 
 class OESMask(StaticArray):
@@ -233,7 +247,7 @@ class OESState(NamedTuple):
     mask: Any  # float 0/1, shaped like params
     opt_state: Any
     z: jax.Array
-    x: jax.Array
+    out: jax.Array
     step: jax.Array
 
 
@@ -251,8 +265,12 @@ class OES:
     def __post_init__(self):
         if not isinstance(self.mask, OESMask):
             raise ValueError("OES needs mask=OESMask (from learned_mask or OESMask.load)")
-        if self.lr <= 0:
-            raise ValueError("OES needs lr > 0")
+        require_finite(self, "lr")
+        require(self.lr > 0, "lr", f"must be positive, got {self.lr}")
+
+    @functools.cached_property
+    def optimizer(self):
+        return optax.adam(self.lr)
 
     def init(self, key, problem) -> OESState:
         h, w, _ = problem.image_shape
@@ -268,20 +286,96 @@ class OES:
             raise ValueError("the OES mask does not match the network's parameters")
         mask = jax.tree_util.tree_map(lambda m: jnp.asarray(m, jnp.float32), self.mask.mask)
         params = jax.tree_util.tree_map(jnp.multiply, params, mask)
-        x = self.network.apply({"params": params}, z)
-        check_output(x, problem)
-        return OESState(params, mask, optax.adam(self.lr).init(params), z, x, jnp.zeros((), jnp.int32))
+        out = self.network.apply({"params": params}, z)
+        check_output(out, problem)
+        return OESState(params, mask, self.optimizer.init(params), z, out, jnp.zeros((), jnp.int32))
 
     def step(self, state: OESState, problem, key):
         def loss_fn(params):
-            x = self.network.apply({"params": params}, state.z)
-            return mean_squared_residual(problem.operator, x, problem.y), x
+            out = self.network.apply({"params": jax.tree_util.tree_map(jnp.multiply, params, state.mask)}, state.z)
+            return mean_squared_residual(problem.operator, out, problem.y), out
 
-        (loss, x), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-        grads = jax.tree_util.tree_map(jnp.multiply, grads, state.mask)
-        updates, opt_state = optax.adam(self.lr).update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-        return state._replace(params=params, opt_state=opt_state, x=x, step=state.step + 1), {"loss": loss}
+        params, opt_state, loss, out = fitting_step(self.optimizer, loss_fn, state.params, state.opt_state)
+        return state._replace(params=params, opt_state=opt_state, out=out, step=state.step + 1), {"loss": loss}
 
     def estimate(self, state: OESState, problem) -> jax.Array:
-        return state.x
+        return state.out
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimalEyeSurgeon:
+    """Both OES stages as one method: ``reconstruct(OptimalEyeSurgeon(...), problem, key, steps)`` learns a mask for
+    ``mask_steps`` (:class:`OESMaskLearning` with ``sparsity``, ``prune``, ``mask_lr``, ``kl_weight``,
+    ``temperature``), binarises it (:func:`learned_mask`) and trains the sparse network for ``steps``
+    (:class:`OES`, lr ``lr``). Given ``mask`` (an :class:`OESMask`, e.g. ``OESMask.load(path)``), stage 1 is
+    skipped and the mask is transferred to fresh weights. A batch runs image by image (each learns its own mask);
+    the result's ``extras`` hold ``masks`` (one per image), ``mask_results`` and ``mask_steps``."""
+
+    network: nn.Module = dataclasses.field(default_factory=oes_network)
+    sparsity: float = 0.05
+    prune: str = "all"
+    mask_lr: float = 0.01
+    kl_weight: float = 1e-9
+    temperature: float = 0.2
+    mask_steps: int = 60_000
+    lr: float = 0.01
+    mask: OESMask | None = None
+    name: str = "oes"
+
+    def __post_init__(self):
+        check_mask_settings(self.sparsity, self.kl_weight, self.temperature, self.mask_lr, self.prune)
+        require(self.mask_steps >= 1, "mask_steps", f"must be a positive integer, got {self.mask_steps}")
+        require_finite(self, "lr")
+        require(self.lr > 0, "lr", f"must be positive, got {self.lr}")
+        require(self.mask is None or isinstance(self.mask, OESMask), "mask", "must be an OESMask")
+
+    @property
+    def stage1(self) -> OESMaskLearning:
+        return OESMaskLearning(network=self.network, sparsity=self.sparsity, kl_weight=self.kl_weight,
+                               temperature=self.temperature, lr=self.mask_lr, prune=self.prune)
+
+    def run(self, problem, key, steps: int, *, stopper=None, independent_keys: bool = False, desc=None,
+            **engine_options):
+        """Run both stages on ``problem`` (one or a batch); ``engine_options`` go to every
+        :func:`~dipjax.engine.reconstruct` call."""
+        from dipjax.engine import reconstruct, stack_results
+
+        if stopper is not None:
+            raise ValueError("early stopping does not apply to oes, which trains a sparse network to the end")
+        batched = problem.batch_size is not None
+        problems = [problem[i] for i in range(problem.batch_size)] if batched else [problem]
+        results, masks, mask_results = [], [], []
+        for i, p in enumerate(problems):
+            k = jax.random.fold_in(key, i) if independent_keys else key
+            if self.mask is None:
+                r1 = reconstruct(self.stage1, p, k, self.mask_steps, desc=f"{desc or 'oes'} mask", **engine_options)
+                mask = learned_mask(r1.state, self.sparsity, jax.random.fold_in(k, 1), self.prune)
+                sparse = OES(network=self.network, mask=mask, lr=self.lr)
+                mask_results.append(r1)
+            else:
+                mask = self.mask
+                sparse = OES(network=self.network, mask=mask, lr=self.lr, transfer=True)
+            masks.append(mask)
+            results.append(reconstruct(sparse, p, k, steps, desc=desc or "oes", **engine_options))
+        result = stack_results(results) if batched else results[0]
+        result.extras.update(masks=masks, mask_results=mask_results,
+                             mask_steps=self.mask_steps if self.mask is None else 0)
+        return result
+
+
+def oes_network_for(image_shape, scales: int = 6) -> nn.Module:
+    """OES's hourglass for the image's channels with ``scales`` levels (6; fewer for images below 128²)."""
+    return oes_network(image_shape[-1], levels=scales)
+
+
+register_method(MethodSpec("oes", "OES", OptimalEyeSurgeon, oes_network_for, (
+    preset(None, "Avra98/Optimal-Eye-Surgeon (d3dcc39) configs/config_mask.yaml, config_train_sparse.yaml: 60,000 "
+           "mask steps (Adam 0.01, ρ = 0.05, κ = 1e-9, τ = 0.2), then 40,000 sparse-training steps (Adam 0.01)",
+           steps=40_000, mask_steps=60_000),
+), (Option("lr", "lr", "Adam learning rate of the sparse training"),
+    Option("oes-mask-steps", "mask_steps", "mask-learning steps before sparse training"),
+    Option("oes-mask-lr", "mask_lr", "Adam learning rate of mask learning"),
+    Option("oes-sparsity", "sparsity", "kept fraction ρ of the parameters in the pruning scope"),
+    Option("oes-prune", "prune", "what the mask covers: every parameter (the authors) or conv kernels only"),
+    Option("oes-mask", "mask", "an .npz mask saved by an earlier run: skip mask learning and transfer it to fresh "
+           "weights", convert=lambda path: OESMask.load(path)))))

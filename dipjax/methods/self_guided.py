@@ -20,6 +20,7 @@ shallow U-Net of the same lab (any image-to-image network works: input and outpu
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, NamedTuple
 
 import jax
@@ -27,17 +28,20 @@ import jax.numpy as jnp
 import optax
 from flax import linen as nn
 
-from dipjax.methods.dip import check_output, ema
-from dipjax.networks import shallow_unet
+from dipjax.methods import dip
+from dipjax.methods.base import ema, fitting_step, image_input, init_network
+from dipjax.methods.registry import MethodSpec, Option, preset, register_method
+from dipjax.networks import UNet, shallow_unet
 from dipjax.regularizers import NORMS, residual_norm
+from dipjax.validation import require, require_finite
 
 
 class SelfGuidedState(NamedTuple):
     params: Any
     z: jax.Array  # the trainable input, image-shaped
     opt_state: Any  # optax.multi_transform state over {"params", "z"}
-    x: jax.Array  # x̄ of the last step
-    x_avg: jax.Array  # its exponential moving average
+    out: jax.Array  # x̄ of the last step: the mean network output over the η draws
+    out_avg: jax.Array  # its exponential moving average
     step: jax.Array
 
 
@@ -51,19 +55,24 @@ class SelfGuidedDIP:
     n_realizations: int = 3
     norm: str = "l1"
     reg_form: str = "mean_output"  # or "per_realization"
-    input_init: str = "random"  # or "adjoint" (A^T y, as reference-guided runs do)
+    input_init: str = "random"  # or "measurement": init_image(y), as reference-guided runs do
     output_ema: float = 0.95
     name: str = "self_guided_dip"
 
     def __post_init__(self):
-        if min(self.lr_theta, self.lr_z) <= 0 or self.lam < 0 or self.noise_scale < 0 or self.n_realizations < 1:
-            raise ValueError("Self-Guided DIP needs positive learning rates, lam >= 0, noise_scale >= 0 and "
-                             "n_realizations >= 1")
-        if self.norm not in NORMS or self.reg_form not in ("mean_output", "per_realization"):
-            raise ValueError(f"norm must be one of {NORMS} and reg_form 'mean_output' or 'per_realization'")
-        if self.input_init not in ("random", "adjoint") or not 0 <= self.output_ema < 1:
-            raise ValueError("input_init must be 'random' or 'adjoint' and 0 <= output_ema < 1")
+        require_finite(self, "lr_theta", "lr_z", "lam", "noise_scale", "output_ema")
+        require(min(self.lr_theta, self.lr_z) > 0, "lr_theta", "and lr_z must be positive")
+        require(self.lam >= 0, "lam", f"must be non-negative, got {self.lam}")
+        require(self.noise_scale >= 0, "noise_scale", f"must be non-negative, got {self.noise_scale}")
+        require(self.n_realizations >= 1, "n_realizations", f"must be at least 1, got {self.n_realizations}")
+        require(self.norm in NORMS, "norm", f"must be one of {', '.join(NORMS)}, got {self.norm!r}")
+        require(self.reg_form in ("mean_output", "per_realization"), "reg_form",
+                f"must be 'mean_output' or 'per_realization', got {self.reg_form!r}")
+        require(self.input_init in ("random", "measurement"), "input_init",
+                f"must be 'random' or 'measurement', got {self.input_init!r}")
+        require(0 <= self.output_ema < 1, "output_ema", f"must be in [0, 1), got {self.output_ema}")
 
+    @functools.cached_property
     def optimizer(self):
         return optax.multi_transform({"params": optax.adam(self.lr_theta), "z": optax.adam(self.lr_z)},
                                      {"params": "params", "z": "z"})
@@ -75,15 +84,13 @@ class SelfGuidedDIP:
         if self.input_init == "random":
             z = jax.random.uniform(k_z, self.network.input_shape(h, w))
         else:
-            z = problem.operator.adjoint(problem.y).astype(jnp.float32)
-        params = self.network.init(k_net, z)["params"]
-        x = self.network.apply({"params": params}, z)
-        check_output(x, problem)
-        if z.shape != x.shape:
+            z = image_input(self.network, problem)
+        params, out = init_network(self.network, k_net, z, problem)
+        if z.shape != out.shape:
             raise ValueError(f"Self-Guided DIP needs an image-shaped input; the network takes {z.shape} and "
-                             f"returns {x.shape}")
-        opt_state = self.optimizer().init({"params": params, "z": z})
-        return SelfGuidedState(params, z, opt_state, x, x, jnp.zeros((), jnp.int32))
+                             f"returns {out.shape}")
+        opt_state = self.optimizer.init({"params": params, "z": z})
+        return SelfGuidedState(params, z, opt_state, out, out, jnp.zeros((), jnp.int32))
 
     def step(self, state: SelfGuidedState, problem, key):
         a = self.noise_scale * jax.lax.stop_gradient(jnp.max(state.z))
@@ -99,13 +106,29 @@ class SelfGuidedDIP:
                 reg = jnp.sum(jax.vmap(lambda o: residual_norm(o - trainable["z"], self.norm))(outs))
             return data + self.lam * reg, (x_bar, data)
 
-        trainable = {"params": state.params, "z": state.z}
-        (loss, (x_bar, data)), grads = jax.value_and_grad(loss_fn, has_aux=True)(trainable)
-        updates, opt_state = self.optimizer().update(grads, state.opt_state, trainable)
-        trainable = optax.apply_updates(trainable, updates)
+        trainable, opt_state, loss, (x_bar, data) = fitting_step(
+            self.optimizer, loss_fn, {"params": state.params, "z": state.z}, state.opt_state)
         new = SelfGuidedState(trainable["params"], trainable["z"], opt_state, x_bar,
-                              ema(state.x_avg, x_bar, self.output_ema), state.step + 1)
+                              ema(state.out_avg, x_bar, self.output_ema), state.step + 1)
         return new, {"loss": loss, "data_loss": data}
 
     def estimate(self, state: SelfGuidedState, problem) -> jax.Array:
-        return state.x_avg
+        return state.out_avg
+
+
+def unet_network(image_shape, width: int = 64, scales: int = 2, **kwargs) -> nn.Module:
+    """The U-Net of aSeqDIP / Self-Guided DIP with first width ``width`` and ``scales`` poolings: the shallow net
+    ``(w, 2w, 2w)`` by default, the medium net ``(w, 2w, 4w, 4w)`` at ``scales=3``; input channels = image's."""
+    c = image_shape[-1]
+    if scales < 1:
+        raise ValueError(f"a U-Net needs at least one pooling, got scales={scales}")
+    features = tuple(width * 2 ** min(j, scales - 1) for j in range(scales)) + (width * 2 ** (scales - 1),)
+    return UNet(out_channels=c, in_channels=c, features=features, **kwargs)
+
+
+register_method(MethodSpec("sg_dip", "Self-Guided DIP", SelfGuidedDIP, unet_network, (
+    preset(None, "self_guided_DIP_demo.ipynb (sjames40/Self-Guided-DIP 36ab364): 4000 iterations, lr_θ 3e-4, "
+           "lr_z 0.1, λ = 2, ℓ1; J = 3, c = 1/2, EMA 0.95 from the lab's later code (METHODS.md §1)", steps=4000),
+), (Option("lr", "lr_theta", "learning rate of the network (Adam)"),
+    Option("lr-z", "lr_z", "learning rate of the input (Adam)"),
+    Option("lam", "lam", "weight λ of the self-guidance (or autoencoding) term"), dip.EMA)))

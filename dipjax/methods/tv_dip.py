@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import dataclasses
 
+from dipjax.methods import dip
 from dipjax.methods.dip import DIP
+from dipjax.methods.registry import MethodSpec, Option, register_method
 from dipjax.regularizers import TV_KINDS, total_variation
+from dipjax.validation import require, require_finite
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,8 +31,16 @@ class TVDIP(DIP):
 
     def __post_init__(self):
         super().__post_init__()
-        if self.tv_weight < 0 or self.tv_kind not in TV_KINDS:
-            raise ValueError(f"TV-DIP needs tv_weight >= 0 and tv_kind in {TV_KINDS}")
+        require_finite(self, "tv_weight")
+        require(self.tv_weight >= 0, "tv_weight", f"must be non-negative, got {self.tv_weight}")
+        require(self.tv_kind in TV_KINDS, "tv_kind", f"must be one of {', '.join(TV_KINDS)}, got {self.tv_kind!r}")
 
     def objective(self, x, problem):
         return super().objective(x, problem) + self.tv_weight * total_variation(x, self.tv_kind)
+
+
+TV_WEIGHT = Option("tv-weight", "tv_weight", "weight λ of the total-variation penalty")
+
+#: DIP's table (no TV-DIP code exists; the budgets and σ_p are the DIP notebooks').
+register_method(MethodSpec("tv_dip", "TV-DIP", TVDIP, dip.dip_network, dip.PRESETS,
+                           (dip.LR, dip.INPUT_NOISE, dip.EMA, TV_WEIGHT)))

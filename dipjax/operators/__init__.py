@@ -1,16 +1,17 @@
-"""Forward models ``y = A x`` (pytree dataclasses with ``__call__`` and ``adjoint``) and noise models."""
+"""Forward models ``y = A x`` (pytree dataclasses with ``__call__``, ``init_image``, ``display`` and, when linear,
+``adjoint``; see :mod:`dipjax.operators.base` for the contract and the complex-image convention) and noise models."""
 
-from dipjax.operators.base import LinearOperator
+from dipjax.operators.base import LinearOperator, Operator, from_complex, to_complex
 from dipjax.operators.blur import Blur, gaussian_kernel, motion_kernel, random_motion_kernel, uniform_kernel
 from dipjax.operators.compressed_sensing import CompressedSensing
 from dipjax.operators.denoising import Denoising
 from dipjax.operators.inpainting import Inpainting, box_mask, random_mask, text_mask
-from dipjax.operators.noise import gaussian_noise, poisson_noise, salt_and_pepper
+from dipjax.operators.noise import GaussianNoise, gaussian_noise, poisson_noise, salt_and_pepper
 from dipjax.operators.super_resolution import SuperResolution, lanczos2_kernel
 
 __all__ = [
-    "LinearOperator", "Denoising", "Inpainting", "SuperResolution", "Blur", "CompressedSensing",
+    "Operator", "LinearOperator", "to_complex", "from_complex", "Denoising", "Inpainting", "SuperResolution", "Blur", "CompressedSensing",
     "random_mask", "box_mask", "text_mask", "lanczos2_kernel",
     "gaussian_kernel", "uniform_kernel", "motion_kernel", "random_motion_kernel",
-    "gaussian_noise", "poisson_noise", "salt_and_pepper",
+    "GaussianNoise", "gaussian_noise", "poisson_noise", "salt_and_pepper",
 ]

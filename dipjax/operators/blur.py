@@ -45,6 +45,15 @@ class Blur(LinearOperator):
             feature_group_count=channels, precision=jax.lax.Precision.HIGHEST)
         return y[0]
 
+    def init_image(self, y):
+        """The blurred image itself: ``y`` for the circular boundary, edge-padded back to the image size for
+        'valid'."""
+        if self.boundary == "circular":
+            return y
+        kh, kw = self.kernel.shape[-2:]
+        ph, pw = kh - 1 - kh // 2, kw - 1 - kw // 2
+        return jnp.pad(y, ((ph, kh - 1 - ph), (pw, kw - 1 - pw), (0, 0)), mode="edge")
+
 
 def gaussian_kernel(size: int, std: float) -> jax.Array:
     """Isotropic Gaussian PSF on a ``size x size`` grid, normalised to sum 1 (DeepRED deblurring: 25, std 1.6)."""

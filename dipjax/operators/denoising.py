@@ -21,3 +21,6 @@ class Denoising(LinearOperator):
 
     def adjoint(self, y):
         return y
+
+    def init_image(self, y):
+        return y

@@ -29,6 +29,10 @@ class Inpainting(LinearOperator):
     def adjoint(self, y):
         return y * self.mask
 
+    def init_image(self, y):
+        """The masked image ``m ⊙ y`` (missing pixels 0), as the DIP inpainting notebook shows it."""
+        return y * self.mask
+
     @classmethod
     def from_mask(cls, mask, channels: int) -> "Inpainting":
         mask = jnp.asarray(mask, jnp.float32)

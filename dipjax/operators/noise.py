@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 
@@ -23,6 +25,19 @@ def gaussian_noise(key, y, sigma: float, clip: tuple[float, float] | None = None
         n = jax.random.normal(key, shape, y.dtype)
     out = y + sigma * n.astype(y.dtype)
     return out if clip is None else jnp.clip(out, *clip)
+
+
+@dataclasses.dataclass(frozen=True)
+class GaussianNoise:
+    """A Gaussian noise model as a value: ``noise(key, y)`` calls :func:`gaussian_noise` with these settings. Tasks
+    declare their measurement noise with it (``sigma`` in the units of ``y``)."""
+
+    sigma: float
+    clip: tuple[float, float] | None = None
+    shared_channels: bool = False
+
+    def __call__(self, key, y):
+        return gaussian_noise(key, y, self.sigma, self.clip, self.shared_channels)
 
 
 def poisson_noise(key, y, peak: float):

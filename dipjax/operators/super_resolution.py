@@ -58,3 +58,9 @@ class SuperResolution(LinearOperator):
             dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=channels,
             precision=jax.lax.Precision.HIGHEST)
         return y[0]
+
+    def init_image(self, y):
+        """Bicubic upsampling of ``y`` to the image size (the "bicubic" baseline of the DIP super-resolution
+        notebook). It is linear and keeps intensities: a constant image stays that constant, whereas ``Aᵀy`` spreads
+        each measurement over the kernel's support and is about ``1/f²`` too dark."""
+        return jax.image.resize(y, tuple(self.in_shape), "cubic")

@@ -1,0 +1,91 @@
+"""What a run writes for each image, shared by the CLI and the experiment scripts: ``estimate.png``, ``degraded.png``,
+``stopped.png`` (with an early-stopping rule), ``curve.png``, ``history.json`` (the per-iteration numbers behind the
+curve) and ``metrics.json`` (the numbers, with the run's resolved configuration). JSON is strict: a value that is
+not finite is written as ``null``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from typing import Any
+
+import jax
+import numpy as np
+
+from dipjax.data import save_png
+from dipjax.metrics import psnr, ssim
+from dipjax.monitors import quality_image, truth_image
+from dipjax.plotting import plot_curve
+
+
+def strict_json(value):
+    """``value`` with numpy types made Python and non-finite floats made ``None`` (valid JSON everywhere)."""
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return strict_json(value.tolist())
+    if isinstance(value, (np.floating, float)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def write_json(path: str, value) -> None:
+    with open(path, "w") as f:
+        json.dump(strict_json(value), f, indent=1, allow_nan=False)
+
+
+def image_metrics(x, problem) -> dict[str, float]:
+    """PSNR and SSIM of ``x`` against the truth, on the same clipped view the engine's monitors use."""
+    q, ref = quality_image(x, problem), truth_image(problem)
+    return {"psnr": float(psnr(q, ref)), "ssim": float(ssim(q, ref))}
+
+
+def image_result(result, i: int | None):
+    """Image ``i`` of a batched result (``None``: the result is one image's): ``(x_final, history, summary)``."""
+    pick = (lambda a: a) if i is None else (lambda a: np.asarray(a)[i])
+    return pick(result.x_final), {k: pick(v) for k, v in result.history.items()}, \
+        {k: pick(v) for k, v in result.summary.items()}
+
+
+def write_image_report(folder: str, problem, result, i: int | None, *, label: str, config: dict[str, Any],
+                       title: str) -> dict[str, Any]:
+    """Write one image's files into ``folder`` and return its metrics (also written as ``metrics.json``)."""
+    os.makedirs(folder, exist_ok=True)
+    x_final, history, summary = image_result(result, i)
+    degraded = np.asarray(problem.operator.display(problem.y))
+    save_png(os.path.join(folder, "estimate.png"), quality_image(x_final, problem))
+    save_png(os.path.join(folder, "degraded.png"), degraded)
+    final = image_metrics(x_final, problem)
+    metrics: dict[str, Any] = {
+        "image": label, "task": config["task"]["task"], "method": config["method"], "seed": config["seed"],
+        "steps": result.steps, "batch_size": 1 if i is None else len(np.asarray(result.x_final)),
+        "channels": int(np.asarray(x_final).shape[-1]),
+        "psnr_input": float(psnr(degraded, truth_image(problem))),
+        "psnr_final": final["psnr"], "ssim_final": final["ssim"],
+        "psnr_peak_oracle": float(summary["psnr_peak_oracle"]), "iter_peak_oracle": int(summary["iter_peak_oracle"]),
+        "seconds": result.run_seconds, "compile_seconds": result.compile_seconds,
+        "init_seconds": result.init_seconds, "seconds_per_step": result.seconds_per_step,
+        "strategy": list(result.strategy), "backend": jax.default_backend(),
+    }
+    if "x_stop" in summary:
+        save_png(os.path.join(folder, "stopped.png"), quality_image(summary["x_stop"], problem))
+        stopped = image_metrics(summary["x_stop"], problem)
+        metrics.update({"iter_stop": int(summary["iter_stop"]), "psnr_stop": stopped["psnr"],
+                        "ssim_stop": stopped["ssim"],
+                        "detection_gap": metrics["psnr_peak_oracle"] - stopped["psnr"]})
+    for k, v in result.extras.items():
+        if isinstance(v, (int, float, str)):
+            metrics[k] = v
+    metrics["config"] = config
+    write_json(os.path.join(folder, "metrics.json"), metrics)
+    write_json(os.path.join(folder, "history.json"), {k: np.asarray(v, np.float64).round(6) for k, v in
+                                                       history.items()})
+    plot_curve(os.path.join(folder, "curve.png"), history, title=title, psnr_input=metrics["psnr_input"],
+               iter_stop=metrics.get("iter_stop"))
+    return metrics
