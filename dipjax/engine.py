@@ -78,7 +78,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dipjax.monitors import StepView, default_monitors
+from dipjax.monitors import StepView, default_monitors, has_stopper
 
 BATCH_STRATEGIES = ("vmap", "sequential")
 LOOPS = ("host", "scan")
@@ -219,7 +219,7 @@ def _cached_program(method, monitor, vmapped: bool, buffer: int, names: tuple[st
     def summary_one(carry):
         return monitor.summary(carry.monitor)
 
-    stopped_one = (lambda carry: monitor.stopped(carry.monitor)) if hasattr(monitor, "stopped") else None
+    stopped_one = (lambda carry: monitor.stopped(carry.monitor)) if has_stopper(monitor) else None
     if vmapped:
         init_one, summary_one = jax.vmap(init_one), jax.vmap(summary_one)
         step_one = jax.vmap(step_one, (0, 0, 0, None))
@@ -322,7 +322,7 @@ def reconstruct(method, problem, key, steps: int, *, stopper=None, monitor=None,
         from dipjax.monitors import chain
 
         monitor = chain(monitor, stopper)
-    if stop_early and not hasattr(monitor, "stopped"):
+    if stop_early and not has_stopper(monitor):
         raise ValueError("stop_early needs an early-stopping rule (stopper=...)")
     sync_every = int(sync_every or min(100, max(1, steps // 20)))
     n_images = problem.batch_size

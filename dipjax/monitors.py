@@ -123,7 +123,7 @@ class OraclePeak:
 @dataclasses.dataclass(frozen=True)
 class Chain:
     """Several monitors run as one: a tuple of states, merged metrics and summaries (names must not clash); it has
-    stopped when every early-stopping rule in it has fired (``None`` if it holds none)."""
+    stopped when every early-stopping rule in it has fired (:func:`has_stopper` says whether it holds one)."""
 
     monitors: tuple
     name: str = "chain"
@@ -153,11 +153,17 @@ class Chain:
             out.update(m.summary(s))
         return out
 
+    @property
+    def has_stopper(self) -> bool:
+        return any(has_stopper(m) for m in self.monitors)
+
     def stopped(self, state):
-        flags = [m.stopped(s) for m, s in zip(self.monitors, state) if hasattr(m, "stopped")]
-        if not flags:
-            return None
-        return jnp.all(jnp.stack(flags))
+        return jnp.all(jnp.stack([m.stopped(s) for m, s in zip(self.monitors, state) if has_stopper(m)]))
+
+
+def has_stopper(monitor) -> bool:
+    """Whether ``monitor`` is, or holds, an early-stopping rule (one with ``stopped``)."""
+    return monitor.has_stopper if isinstance(monitor, Chain) else hasattr(monitor, "stopped")
 
 
 def chain(*monitors) -> Chain:

@@ -25,7 +25,7 @@ from dipjax.methods import build_method, default_steps, describe, get_method, re
 from dipjax.problem import stack_problems
 from dipjax.stopping import ExponentialMovingVariance, WindowedMovingVariance
 from dipjax.tasks import TaskConfig, degradation_key
-from dipjax.validation import OptionError, require
+from dipjax.validation import require
 
 STOPPERS = ("wmv", "emv")
 
@@ -125,9 +125,3 @@ class RunConfig:
                                            "backend": jax.default_backend()},
                 "track_ssim": self.track_ssim}
 
-
-def check_method_option(method: str, field: str) -> None:
-    """Raise :class:`OptionError` unless ``field`` is a hyper-parameter the method exposes."""
-    spec = get_method(method)
-    if not any(o.field == field for o in spec.options):
-        raise OptionError(field, f"does not apply to {method}")

@@ -216,6 +216,8 @@ def test_bad_arguments():
         reconstruct(method, p, jax.random.key(0), "3")
     with pytest.raises(ValueError, match="got None"):
         reconstruct(method, p, jax.random.key(0), None)
+    with pytest.raises(ValueError, match="stop_early needs an early-stopping rule"):
+        reconstruct(method, p, jax.random.key(0), 2, stop_early=True)
     with pytest.raises(ValueError, match="unknown strategy"):
         reconstruct(method, p, jax.random.key(0), 2, batch="pmap")
     with pytest.raises(ValueError, match="multiples"):
