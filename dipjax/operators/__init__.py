@@ -4,13 +4,17 @@
 from dipjax.operators.base import LinearOperator, Operator, from_complex, to_complex
 from dipjax.operators.blur import Blur, gaussian_kernel, motion_kernel, random_motion_kernel, uniform_kernel
 from dipjax.operators.compressed_sensing import CompressedSensing
+from dipjax.operators.ct import ParallelBeamCT, fbp, post_log_poisson, view_angles
 from dipjax.operators.denoising import Denoising
 from dipjax.operators.inpainting import Inpainting, box_mask, random_mask, text_mask
+from dipjax.operators.mri import MultiCoilMRI, birdcage_maps, cartesian_mask, espirit_maps, fft2c, ifft2c, rss
 from dipjax.operators.noise import GaussianNoise, gaussian_noise, poisson_noise, salt_and_pepper
 from dipjax.operators.super_resolution import SuperResolution, lanczos2_kernel
 
 __all__ = [
     "Operator", "LinearOperator", "to_complex", "from_complex", "Denoising", "Inpainting", "SuperResolution", "Blur", "CompressedSensing",
+    "MultiCoilMRI", "fft2c", "ifft2c", "rss", "cartesian_mask", "birdcage_maps", "espirit_maps",
+    "ParallelBeamCT", "fbp", "view_angles", "post_log_poisson",
     "random_mask", "box_mask", "text_mask", "lanczos2_kernel",
     "gaussian_kernel", "uniform_kernel", "motion_kernel", "random_motion_kernel",
     "GaussianNoise", "gaussian_noise", "poisson_noise", "salt_and_pepper",

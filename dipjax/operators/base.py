@@ -83,10 +83,12 @@ class LinearOperator(Operator):
     """A linear forward model ``y = A x`` (the deepinv ``LinearPhysics`` / scico ``LinearOperator`` shape)."""
 
     def adjoint(self, y: jax.Array) -> jax.Array:
-        """``Aᵀ y`` (``Aᴴ y`` for complex measurements), the exact transpose of ``__call__``."""
+        """``Aᵀ y`` (``Aᴴ y`` for complex measurements), the exact transpose of ``__call__``. JAX's transpose of a
+        real-to-complex map pairs without conjugation, so the adjoint for the inner product ``Re⟨y, A x⟩`` is the
+        transpose applied to ``conj(y)``."""
         real_dtype = jnp.zeros((), y.dtype).real.dtype
         transpose = jax.linear_transpose(self.__call__, jax.ShapeDtypeStruct(self.in_shape, real_dtype))
-        (x,) = transpose(y)
+        (x,) = transpose(jnp.conj(y))
         return x
 
     def normal(self, x: jax.Array) -> jax.Array:
