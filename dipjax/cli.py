@@ -51,15 +51,16 @@ def _task_arguments(parser) -> None:
     from dipjax.tasks import TASKS, TaskConfig, task_options
 
     group = parser.add_argument_group("task options (each applies to the tasks named in its help)")
-    fields = {f.name: (f, ["every task"]) for f in dataclasses.fields(TaskConfig)}
+    fields = {f.name: (f, ["every task"], list(f.metadata.get("choices") or ())) for f in dataclasses.fields(TaskConfig)}
     for name, cls in TASKS.items():
         for f in task_options(cls):
-            fields.setdefault(f.name, (f, []))[1].append(name)
-    for name, (f, tasks) in fields.items():
-        choices = f.metadata.get("choices")
+            field, tasks, choices = fields.setdefault(f.name, (f, [], []))
+            tasks.append(name)
+            choices.extend(c for c in f.metadata.get("choices") or () if c not in choices)
+    for name, (f, tasks, choices) in fields.items():
         group.add_argument(_flag(name), dest=f"task_{name}", default=None, type=type(f.default),
-                           choices=choices, metavar=None if choices else name.upper(),
-                           help=f"{f.metadata['help']} ({', '.join(tasks)}; default {f.default})")
+                           choices=choices or None, metavar=None if choices else name.upper(),
+                           help=f"{f.metadata['help']} ({', '.join(tasks)})")
 
 
 def _method_arguments(parser) -> None:
@@ -79,7 +80,7 @@ def _method_arguments(parser) -> None:
 
 
 def _build_parser():
-    from dipjax.data import BUNDLED
+    from dipjax.data import BUNDLED, BUNDLED_DICOM
     from dipjax.methods import METHODS
     from dipjax.run import STOPPERS
     from dipjax.tasks import TASKS
@@ -90,8 +91,11 @@ def _build_parser():
     r = sub.add_parser("reconstruct", help="reconstruct one or more images (several --image run as one batch)")
     r.add_argument("--task", required=True, choices=list(TASKS), help="; ".join(f"{k}: {v.summary}"
                                                                                for k, v in TASKS.items()))
-    r.add_argument("--image", action="append", required=True,
-                   help=f"bundled name ({', '.join(sorted(BUNDLED))}) or a PNG/JPEG/TIFF/NPY path; repeat for a batch")
+    r.add_argument("--image", action="append", default=None,
+                   help=f"bundled name ({', '.join(sorted(BUNDLED) + sorted(BUNDLED_DICOM))}) or a "
+                        "PNG/JPEG/TIFF/NPY/DICOM path; repeat for a batch (not with --kspace)")
+    r.add_argument("--dicom", action="append", dest="image", metavar="FILE",
+                   help="a DICOM file (the same as --image FILE.dcm; CT in HU windowed, MR by its range)")
     r.add_argument("--method", default="dip", choices=list(METHODS),
                    help="; ".join(f"{k}: {v.label}" for k, v in METHODS.items()))
     r.add_argument("--steps", type=_positive_int, default=None,
@@ -186,8 +190,12 @@ def run_config(args):
                 settings[option.field] = option.convert(value) if option.convert else value
             except (ValueError, OSError) as exc:
                 raise UsageError(f"--{flag}: {str(exc).splitlines()[0]}") from None
+    if options.get("kspace") and args.image:
+        raise UsageError("--image does not apply with --kspace (the file is the data)")
+    if not options.get("kspace") and not args.image:
+        raise UsageError("needs --image (or --dicom; for --task mri, --kspace FILE.h5)")
     try:
-        return RunConfig(task=task_cls(**options), method=args.method, images=tuple(args.image), size=args.size,
+        return RunConfig(task=task_cls(**options), method=args.method, images=tuple(args.image or ()), size=args.size,
                          channels=1 if args.gray else 3 if args.rgb else None, width=args.width, scales=args.scales,
                          method_options=tuple(settings.items()), steps=args.steps, seed=args.seed, stop=args.stop,
                          stop_window=args.stop_window, stop_patience=args.stop_patience, stop_early=args.stop_early,
@@ -203,6 +211,7 @@ def run_reconstruct(args, argv=None) -> list[dict]:
     import numpy as np
 
     from dipjax.data import ImageError
+    from dipjax.fastmri import FastMRIError
     from dipjax.report import strict_json, write_image_report
     from dipjax.validation import OptionError
 
@@ -210,27 +219,36 @@ def run_reconstruct(args, argv=None) -> list[dict]:
     if not args.dry_run:
         _check_out(args.out, args.overwrite)
     try:
-        images, labels = run.load_images()
-    except ImageError as exc:
+        if run.task.reads_file():  # measured data: the file fixes the image size
+            problems, labels = run.load_problems()
+            shape = tuple(problems[0].x_true.shape)
+        else:
+            images, labels = run.load_images()
+            if len({im.shape[-1] for im in images}) > 1:  # mixed gray and colour: promote to RGB
+                images = [np.repeat(im, 3, -1) if im.shape[-1] == 1 else im for im in images]
+            shape = images[0].shape
+    except (ImageError, FastMRIError) as exc:
         raise UsageError(str(exc).splitlines()[0]) from None
-    if len({im.shape[-1] for im in images}) > 1:  # mixed gray and colour: promote to RGB
-        images = [np.repeat(im, 3, -1) if im.shape[-1] == 1 else im for im in images]
+    except ValueError as exc:
+        raise _option_error(exc) from None
     try:
-        method = run.build_method(images[0].shape)
+        method = run.build_method(shape)
     except OptionError as exc:
         raise _option_error(exc) from None
     except ValueError as exc:
-        raise UsageError(f"--size {run.size} does not fit the {run.method} network: {exc}") from None
+        what = f"the {shape[0]}x{shape[1]} grid of --kspace" if run.task.reads_file() else f"--size {run.size}"
+        raise UsageError(f"{what} does not fit the {run.method} network: {exc}") from None
     config = run.resolved(method)
     config["command"] = "dipjax " + " ".join(argv if argv is not None else sys.argv[1:])
     if args.dry_run:
         print(json.dumps(strict_json(config), indent=1))
         return []
-    try:
-        # The operators validate their own configuration (SR factor vs size, CS matrix size, kernel vs image).
-        problems = run.simulate(images, labels)
-    except ValueError as exc:
-        raise _option_error(exc) from None
+    if not run.task.reads_file():
+        try:
+            # The operators validate their own configuration (SR factor vs size, CS matrix size, kernel vs image).
+            problems = run.simulate(images, labels)
+        except ValueError as exc:
+            raise _option_error(exc) from None
     try:
         result = run.execute(method, problems, progress=not args.no_progress)
     except ValueError as exc:  # e.g. a method that refuses this task
@@ -240,8 +258,10 @@ def run_reconstruct(args, argv=None) -> list[dict]:
     for i, (lab, p) in enumerate(zip(labels, problems)):
         folder = os.path.join(args.out, lab)
         index = i if len(problems) > 1 else None
+        size = "x".join(map(str, p.image_shape[:2]))
         metrics = write_image_report(folder, p, result, index, label=lab, config=config,
-                                     title=f"{run.method} · {run.task.name} · {lab} ({run.size}², σ={run.task.sigma:g})")
+                                     title=f"{run.method} · {run.task.name} · {lab} ({size}, σ={run.task.sigma:g})",
+                                     evaluate=lambda x, p=p: run.task.reference_metrics(p, x))
         if "masks" in result.extras:  # OES: the learned (or transferred) mask, reusable with --oes-mask
             result.extras["masks"][i].save(os.path.join(folder, "oes_mask.npz"), overwrite=args.overwrite)
         rows.append(metrics)

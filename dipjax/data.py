@@ -1,7 +1,11 @@
-"""Images in and out: scikit-image's bundled test images by name, image files by path, PNG output.
+"""Images in and out: scikit-image's and pydicom's bundled test images by name, image files by path, PNG output.
 
 Images are float32 arrays in ``[0, 1]`` with shape ``(H, W, C)``, ``C`` = 1 (grayscale) or 3 (RGB).
-Nothing here touches the network: every named image ships inside the scikit-image wheel.
+Nothing here touches the network: every named image ships inside the scikit-image or pydicom wheel.
+
+DICOM (``.dcm``, and the bundled ``mr_*``/``ct_*`` images): the stored values times ``RescaleSlope`` plus
+``RescaleIntercept`` (Hounsfield units for CT), min–max normalised to [0, 1] (as aSeqDIP's CT script normalises its
+slice); the normalisation is recorded nowhere else, so PSNRs are on that scale.
 """
 
 from __future__ import annotations
@@ -19,7 +23,32 @@ BUNDLED = {
     "phantom": "shepp_logan_phantom", "retina": "retina", "rocket": "rocket", "text": "text",
 }
 
-FILE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".npy")
+#: Medical images that ship in pydicom's wheel (``pydicom/data/test_files``): name -> (file, what it is).
+BUNDLED_DICOM = {
+    "mr_abdomen": ("examples_overlay.dcm", "abdominal MR, 300 x 484, magnitude"),
+    "mr_small": ("MR_small.dcm", "MR, 64 x 64"),
+    "ct_head": ("693_J2KI.dcm", "head CT, 512 x 512, HU (JPEG 2000)"),
+    "ct_small": ("CT_small.dcm", "CT, 128 x 128, HU"),
+}
+
+FILE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".npy", ".dcm")
+
+
+def read_dicom(path: str) -> np.ndarray:
+    """A DICOM slice as float64 in [0, 1]: stored values × RescaleSlope + RescaleIntercept, then min–max normalised."""
+    import warnings
+
+    import pydicom
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = pydicom.dcmread(path)
+        a = ds.pixel_array.astype(np.float64)
+    a = a * float(getattr(ds, "RescaleSlope", 1) or 1) + float(getattr(ds, "RescaleIntercept", 0) or 0)
+    if a.ndim != 2:
+        raise ImageError(f"{path!r} holds a {a.ndim}-D DICOM image; expected one 2-D slice")
+    span = a.max() - a.min()
+    return (a - a.min()) / span if span > 0 else np.zeros_like(a)
 
 
 class ImageError(ValueError):
@@ -28,7 +57,7 @@ class ImageError(ValueError):
 
 def image_label(spec: str) -> str:
     """A short name for outputs: the bundled name, or the file name without suffix."""
-    if spec in BUNDLED:
+    if spec in BUNDLED or spec in BUNDLED_DICOM:
         return spec
     return os.path.splitext(os.path.basename(spec))[0] or "image"
 
@@ -38,13 +67,20 @@ def _read(spec: str) -> np.ndarray:
         import skimage.data
 
         return np.asarray(getattr(skimage.data, BUNDLED[spec])())
+    if spec in BUNDLED_DICOM:
+        import pydicom
+
+        return read_dicom(os.path.join(os.path.dirname(pydicom.__file__), "data", "test_files", BUNDLED_DICOM[spec][0]))
     if not os.path.exists(spec):
-        raise ImageError(f"no bundled image or file named {spec!r} (bundled: {', '.join(sorted(BUNDLED))})")
+        names = sorted(BUNDLED) + sorted(BUNDLED_DICOM)
+        raise ImageError(f"no bundled image or file named {spec!r} (bundled: {', '.join(names)})")
     if not spec.lower().endswith(FILE_SUFFIXES):
         raise ImageError(f"cannot read {spec!r}: expected one of {', '.join(FILE_SUFFIXES)}")
     try:
         if spec.lower().endswith(".npy"):
             return np.load(spec, allow_pickle=False)
+        if spec.lower().endswith(".dcm"):
+            return read_dicom(spec)
         import imageio.v3 as iio
 
         return np.asarray(iio.imread(spec))

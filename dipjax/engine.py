@@ -274,6 +274,16 @@ def make_program(method, monitor, problem, *, vmapped: bool = False, sync_every:
 _EXECUTABLES: collections.OrderedDict = collections.OrderedDict()
 
 
+def clear_caches() -> None:
+    """Drop every program the engine keeps compiled (and JAX's own caches), releasing their memory: each compiled
+    XLA executable holds code and a few memory mappings, and a long session that compiles thousands of programs can
+    run into the kernel's limit on mappings."""
+    _EXECUTABLES.clear()
+    for cached in (_metric_names, _step_functions, _cached_program, _scan_program):
+        cached.cache_clear()
+    jax.clear_caches()
+
+
 def _compile(jitted, args) -> tuple[Any, float]:
     """Ahead-of-time compile ``jitted`` for ``args`` and return ``(executable, seconds)``; a bounded cache makes a
     second run on the same shapes cost 0 s."""

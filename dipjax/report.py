@@ -54,8 +54,9 @@ def image_result(result, i: int | None):
 
 
 def write_image_report(folder: str, problem, result, i: int | None, *, label: str, config: dict[str, Any],
-                       title: str) -> dict[str, Any]:
-    """Write one image's files into ``folder`` and return its metrics (also written as ``metrics.json``)."""
+                       title: str, evaluate=None) -> dict[str, Any]:
+    """Write one image's files into ``folder`` and return its metrics (also written as ``metrics.json``);
+    ``evaluate(x)`` adds metrics of the final estimate against a reference of the data file (fastMRI's RSS)."""
     os.makedirs(folder, exist_ok=True)
     x_final, history, summary = image_result(result, i)
     degraded = np.asarray(problem.operator.display(problem.y))
@@ -82,6 +83,8 @@ def write_image_report(folder: str, problem, result, i: int | None, *, label: st
     for k, v in result.extras.items():
         if isinstance(v, (int, float, str)):
             metrics[k] = v
+    if evaluate is not None:
+        metrics.update({f"{k}_final": v for k, v in evaluate(x_final).items()})
     metrics["config"] = config
     write_json(os.path.join(folder, "metrics.json"), metrics)
     write_json(os.path.join(folder, "history.json"), {k: np.asarray(v, np.float64).round(6) for k, v in

@@ -59,7 +59,8 @@ class RunConfig:
         get_method(self.method)
         object.__setattr__(self, "images", tuple(self.images))
         object.__setattr__(self, "method_options", tuple(sorted(dict(self.method_options).items())))
-        require(len(self.images) > 0, "image", "needs at least one image")
+        require(len(self.images) > 0 or self.task.reads_file(), "image", "needs at least one image")
+        require(not (self.images and self.task.reads_file()), "image", "does not apply to measured data (--kspace)")
         for name in ("size", "stop_window", "stop_patience"):
             v = getattr(self, name)
             require(isinstance(v, int) and v > 0, name, f"must be a positive integer, got {v!r}")
@@ -78,15 +79,16 @@ class RunConfig:
         """``(images, labels)``: every ``--image`` centre-cropped and resized to ``size``, with unique labels."""
         images, labels = [], []
         for spec in self.images:
-            images.append(load_image(spec, self.size, self.channels))
+            images.append(load_image(spec, self.size, self.channels or self.task.input_channels))
             label = image_label(spec)
             labels.append(label if label not in labels else f"{label}-{len(labels)}")
         return images, labels
 
     def build_method(self, image_shape):
-        """The method with its preset for the task, the user's width/scales and hyper-parameters."""
-        return build_method(self.method, self.task, tuple(image_shape), width=self.width, scales=self.scales,
-                            **dict(self.method_options))
+        """The method with its preset for the task, the user's width/scales and hyper-parameters, for loaded images
+        of ``image_shape`` (the task says what its operator makes of them: complex MRI images have 2 channels)."""
+        return build_method(self.method, self.task, self.task.image_shape(tuple(image_shape)), width=self.width,
+                            scales=self.scales, **dict(self.method_options))
 
     def stopper(self):
         if self.stop == "wmv":
@@ -98,6 +100,15 @@ class RunConfig:
     def simulate(self, images, labels):
         """One simulated problem per image, each degraded by the key of (seed, label)."""
         return [self.task.simulate(degradation_key(self.seed, lab), x) for x, lab in zip(images, labels)]
+
+    def load_problems(self):
+        """``(problems, labels)``: the task's measured data when it reads a file (``mri --kspace``; its mask drawn
+        from the key of (seed, "measured")), otherwise simulated from the loaded images."""
+        if self.task.reads_file():
+            problem, label = self.task.load_measured(degradation_key(self.seed, "measured"))
+            return [problem], [label]
+        images, labels = self.load_images()
+        return self.simulate(images, labels), labels
 
     def execute(self, method, problems, *, progress: bool = False):
         """Run ``method`` on the problems (one batch) with this configuration."""

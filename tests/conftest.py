@@ -1,28 +1,5 @@
-import os
-import subprocess
-import sys
-
-# Unit tests are dominated by XLA compilation (a 4-level skip net of width 8 compiles in ~9 s and runs 50 steps in
-# 0.2 s on the 2-core CI machine). These two options of XLA's CPU backend cut compile time by about 2.5x (measured:
-# init + step compile 17.3 s -> 5.7 s) for slower code, which the tests' few steps do not feel. They change no
-# numerical semantics the tests rely on; a run outside pytest uses XLA's defaults. XLA aborts on a flag it does not
-# know (jaxlib 0.11 dropped the second), so each is probed in a subprocess first. Set before JAX starts its backend.
-_FAST_COMPILE = ("--xla_backend_optimization_level=0", "--xla_cpu_use_fusion_emitters=false")
-
-
-def _xla_accepts(flag: str) -> bool:
-    env = {**os.environ, "XLA_FLAGS": flag, "JAX_PLATFORMS": "cpu"}
-    probe = "import jax.numpy as jnp; jnp.zeros(1).block_until_ready()"
-    return subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, timeout=300).returncode == 0
-
-
-_flags = os.environ.get("XLA_FLAGS", "")
-os.environ["DIPJAX_XLA_FLAGS_OUTSIDE_TESTS"] = _flags  # for tests that run a program as users do (notebooks)
-os.environ["XLA_FLAGS"] = " ".join([_flags] + [f for f in _FAST_COMPILE
-                                              if f.split("=")[0] not in _flags and _xla_accepts(f)]).strip()
-
-import jax  # noqa: E402
-import pytest  # noqa: E402
+import jax
+import pytest
 
 
 @pytest.fixture
@@ -32,6 +9,17 @@ def x64():
     jax.config.update("jax_enable_x64", True)
     yield
     jax.config.update("jax_enable_x64", previous)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def compiled_programs_are_released():
+    """Release every compiled program after each test module: the suite compiles thousands of small programs, each
+    holding a few memory mappings, and a full run in one process otherwise approaches the kernel's mapping limit
+    (an XLA compilation segfaulted late in the run before this was added)."""
+    yield
+    from dipjax.engine import clear_caches
+
+    clear_caches()
 
 
 @pytest.fixture(autouse=True, scope="module")

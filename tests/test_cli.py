@@ -11,7 +11,7 @@ import pytest
 from dipjax.cli import main
 from dipjax.methods import METHODS
 
-SMALL = ["--size", "64", "--width", "8", "--steps", "15", "--no-progress"]
+SMALL = ["--size", "32", "--width", "4", "--scales", "2", "--steps", "15", "--no-progress"]
 
 
 def _fails(capsys, argv, expected):
@@ -65,7 +65,7 @@ def test_bad_inputs_exit_2_with_one_line_and_write_nothing(tmp_path, capsys):
         (base + ["--image", "not-an-image-name"], "no bundled image or file"),
         (["reconstruct", "--task", "dance", "--image", "camera", "--out", out] + SMALL, "invalid choice: 'dance'"),
         (base + ["--image", "camera", "--method", "nope"], "invalid choice: 'nope'"),
-        (base + ["--image", "camera", "--size", "48"], "--size 48 does not fit"),
+        (base + ["--image", "camera", "--size", "30"], "--size 30 does not fit"),
         (base + ["--image", "camera", "--sigma", "-5"], "--sigma must be non-negative"),
         (base + ["--image", "camera", "--sigma", "nan"], "--sigma must be a finite number"),
         (base + ["--image", "camera", "--factor", "8"], "--factor does not apply to task denoise"),

@@ -166,3 +166,164 @@ def test_gradient_adjoint_and_baselines_improve_on_zero_filling(x64):
     tv = err(tv_reconstruction(op, y, 0.01, iters=200))
     print("MSE zero-filled, CG-SENSE, TV:", zero_filled, cg, tv)
     assert tv < cg < zero_filled
+
+
+def test_mri_task_simulates_from_a_finer_grid():
+    from dipjax.data import load_image
+    from dipjax.tasks import degradation_key, task_config
+
+    x = load_image("phantom", 64, 1)
+    p = task_config("mri", maps="birdcage", sigma=0.0).simulate(degradation_key(0, "phantom"), x)
+    assert p.x_true.shape == (64, 64, 2) and p.y.shape == (8, 64, 64) and p.operator.complex_image
+    np.testing.assert_allclose(p.operator.view(p.x_true)[..., 0], x[..., 0], atol=1e-5)  # |x_true| = the image
+    mask = np.asarray(p.operator.mask)
+    assert np.all(np.asarray(p.y)[:, mask == 0] == 0)  # nothing measured off the mask
+    resid = float(jnp.linalg.norm(p.operator(p.x_true) - p.y) / jnp.linalg.norm(p.y))
+    print("MRI: residual of the truth under the reconstruction operator (no noise):", resid)
+    assert 1e-3 < resid < 0.2  # the data come from the finer grid, not from this operator
+    same_grid = task_config("mri", maps="birdcage", sigma=0.0, oversample=1).simulate(degradation_key(0, "phantom"), x)
+    assert float(jnp.linalg.norm(same_grid.operator(same_grid.x_true) - same_grid.y)) < 1e-4
+    esp = task_config("mri", center_fraction=0.16).simulate(degradation_key(0, "phantom"), x)  # 10 centre columns
+    support = np.asarray(jnp.sum(jnp.abs(esp.operator.maps) ** 2, axis=0) > 0)
+    assert support[x[..., 0] > 0.1].mean() > 0.95  # ESPIRiT's maps cover the object
+    from dipjax.validation import OptionError
+
+    with pytest.raises(OptionError, match="ESPIRiT needs at least 8"):
+        task_config("mri").simulate(degradation_key(0, "phantom"), x)  # 0.08 · 64 = 5 columns
+
+
+def test_ct_task_simulates_from_a_finer_grid():
+    from dipjax.data import load_image
+    from dipjax.tasks import degradation_key, task_config
+
+    x = load_image("ct_head", 64, 1)
+    p = task_config("ct").simulate(degradation_key(0, "ct_head"), x)
+    assert p.y.shape == (91, 18) and p.operator.init_image(p.y).shape == (64, 64, 1)
+    resid = float(jnp.linalg.norm(p.operator(p.x_true) - p.y) / jnp.linalg.norm(p.y))
+    print("CT: residual of the truth under the reconstruction operator:", resid)
+    assert 1e-4 < resid < 0.1
+    same = task_config("ct", oversample=1).simulate(degradation_key(0, "ct_head"), x)
+    assert float(jnp.linalg.norm(same.operator(same.x_true) - same.y)) < 1e-3
+    noisy = task_config("ct", photons=1e5).simulate(degradation_key(0, "ct_head"), x)
+    assert 0 < float(jnp.linalg.norm(noisy.y - p.y) / jnp.linalg.norm(p.y)) < 0.2
+    rand = task_config("ct", view_selection="random", views=20).simulate(degradation_key(0, "ct_head"), x)
+    assert rand.operator.angles.shape == (20,) and not np.allclose(rand.operator.angles, view_angles(20))
+
+
+@pytest.mark.parametrize("task", ["mri", "ct"])
+@pytest.mark.parametrize("method, extra", [("dip", ["--stop", "wmv", "--stop-window", "2"]), ("tv_dip", []),
+                                           ("sg_dip", []), ("aseq_dip", []), ("conv_decoder", []),
+                                           ("reference_dip", ["--reference", "camera"])])
+def test_the_medical_methods_run_on_mri_and_ct(tmp_path, task, method, extra):
+    """The methods the medical tasks list, 3 steps, tiny networks, 32² images (MRI with the simulating maps: ESPIRiT
+    needs more centre columns than 32² leaves); reference-guided DIP with a 512² RGB reference it must resize."""
+    import json
+
+    from dipjax.cli import main
+
+    size_args = {"dip": ["--width", "4", "--scales", "2"], "tv_dip": ["--width", "4", "--scales", "2"],
+                 "reference_dip": ["--width", "4", "--scales", "2"],
+                 "sg_dip": ["--width", "4", "--scales", "2"], "aseq_dip": ["--width", "4", "--scales", "2"],
+                 "conv_decoder": ["--width", "4", "--scales", "3"]}[method]
+    task_args = ["--maps", "birdcage"] if task == "mri" else []
+    out = tmp_path / "run"
+    assert main(["reconstruct", "--task", task, "--method", method, "--image", "phantom", "--size", "32",
+                 "--steps", "3", "--no-progress", "--no-ssim", "--out", str(out)] + size_args + task_args + extra) == 0
+    m = json.loads((out / "phantom" / "metrics.json").read_text())
+    assert np.isfinite(m["psnr_final"]) and m["config"]["task"]["task"] == task
+    if task == "mri":
+        assert m["config"]["hyperparameters"]["network"].get("sigmoid", False) is False  # complex outputs
+
+
+def test_deepred_refuses_complex_images(tmp_path, capsys):
+    from dipjax.cli import main
+
+    assert main(["reconstruct", "--task", "mri", "--maps", "birdcage", "--method", "deepred", "--image", "phantom",
+                 "--size", "32", "--width", "4", "--scales", "2", "--steps", "2", "--no-progress",
+                 "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "does not apply to complex images" in err
+
+
+def test_reference_guided_dip_input():
+    """Without a reference the input is init_image(y) (zero-filled for MRI); a reference is resized and becomes the
+    real part of the complex input."""
+    from dipjax.methods import build_method
+    from dipjax.tasks import degradation_key, task_config
+
+    config = task_config("mri", maps="birdcage")
+    x = resize(shepp_logan_phantom(), (32, 32))[..., None]
+    p = config.simulate(degradation_key(0, "phantom"), x)
+    m = build_method("reference_dip", config, (32, 32, 2), width=4, scales=2)
+    z = m.init(jax.random.key(0), p).z
+    np.testing.assert_allclose(z, p.operator.adjoint(p.y), atol=1e-6)
+    ref = np.random.default_rng(0).random((64, 48, 1))
+    z = build_method("reference_dip", config, (32, 32, 2), width=4, scales=2, reference=ref).init(
+        jax.random.key(0), p).z
+    assert z.shape == (32, 32, 2) and float(jnp.abs(z[..., 1]).max()) == 0
+    np.testing.assert_allclose(z[..., 0], jax.image.resize(ref[..., 0], (32, 32), "bilinear"), atol=1e-5)
+
+
+def _fastmri_file(path, shape=(352, 336), coils=4, slices=2):
+    """A fastMRI-layout file of a complex Shepp–Logan phantom seen by birdcage coils, at fastMRI's tiny scale."""
+    from dipjax.fastmri import write_fastmri
+
+    h, w = shape
+    img = resize(shepp_logan_phantom(), shape, order=1) * np.exp(1j * np.linspace(0, 1, w))[None]
+    k = np.asarray(fft2c(birdcage_maps((coils, h, w)) * img[None])) * 1e-4
+    write_fastmri(str(path), np.stack([k * (1 + 0.1 * s) for s in range(slices)]))
+    return k
+
+
+def test_fastmri_file_reads_back_and_is_scored_against_its_rss(tmp_path):
+    from dipjax.fastmri import center_crop, evaluate_slice, read_fastmri, write_fastmri
+    from dipjax.tasks import task_config
+
+    path = tmp_path / "file1000001.h5"
+    k = _fastmri_file(path)
+    with pytest.raises(FileExistsError):
+        write_fastmri(str(path), k[None])
+    sl = read_fastmri(str(path))
+    assert (sl.index, sl.kspace.shape, sl.recon_size, sl.reconstruction_rss.shape) == (1, (4, 352, 336), (320, 320),
+                                                                                       (320, 320))
+    np.testing.assert_allclose(sl.kspace, 1.1 * k, rtol=1e-5, atol=1e-12)
+    # fastMRI's RSS target, recomputed here with numpy's FFT and its crop offsets ((352-320)//2, (336-320)//2)
+    coil_images = np.fft.fftshift(np.fft.ifft2(np.fft.ifftshift(sl.kspace, axes=(-2, -1)), norm="ortho"),
+                                  axes=(-2, -1))
+    target = np.sqrt(np.sum(np.abs(coil_images) ** 2, 0))[16:336, 8:328]
+    np.testing.assert_allclose(sl.reconstruction_rss, target, rtol=1e-4, atol=1e-9)
+    np.testing.assert_array_equal(center_crop(np.arange(12.0).reshape(3, 4), (1, 2)), [[5.0, 6.0]])
+    assert evaluate_slice(np.pad(target, ((16, 16), (8, 8))), target)["psnr"] == np.inf
+
+    config = task_config("mri", kspace=str(path), slice=0)
+    p, label = config.load_measured(jax.random.key(0))
+    assert label == "file1000001-slice0" and p.image_shape == (352, 336, 2)
+    assert abs(float(jnp.abs(p.operator.adjoint(p.y)).max()) - 1) < 0.05  # scaled by the zero-filled peak
+    # The truth (full k-space combined by the ESPIRiT maps) is the file's RSS image up to the maps' accuracy.
+    assert config.reference_metrics(p, p.x_true)["psnr_fastmri"] > 40
+    zero_filled = config.reference_metrics(p, p.operator.adjoint(p.y))
+    cg = config.reference_metrics(p, least_squares_cg(p.operator, p.y, iters=20))
+    assert cg["psnr_fastmri"] > zero_filled["psnr_fastmri"] + 1 and 0 < zero_filled["ssim_fastmri"] < cg["ssim_fastmri"]
+
+
+def test_reconstruct_a_fastmri_file_from_the_cli(tmp_path, capsys):
+    import json
+
+    from dipjax.cli import main
+
+    path = tmp_path / "knee.h5"
+    _fastmri_file(path, slices=1)
+    out = tmp_path / "out"
+    assert main(["reconstruct", "--task", "mri", "--kspace", str(path), "--method", "dip", "--width", "4",
+                 "--scales", "2", "--steps", "2", "--no-progress", "--no-ssim", "--out", str(out)]) == 0
+    m = json.loads((out / "knee-slice0" / "metrics.json").read_text())
+    assert np.isfinite(m["psnr_fastmri_final"]) and m["config"]["task"]["kspace"] == str(path)
+    for argv, message in [(["--slice", "3"], "out of range"), (["--image", "camera"], "does not apply"),
+                          (["--maps", "birdcage"], "must be espirit")]:
+        assert main(["reconstruct", "--task", "mri", "--kspace", str(path), "--steps", "1", "--out",
+                     str(tmp_path / "bad")] + argv) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1
+    (tmp_path / "x.h5").write_bytes(b"not hdf5")
+    assert main(["reconstruct", "--task", "mri", "--kspace", str(tmp_path / "x.h5"), "--out", str(tmp_path / "b")]) == 2
+    assert "cannot read" in capsys.readouterr().err

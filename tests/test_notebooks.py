@@ -1,6 +1,6 @@
-"""Every notebook's code cells run top to bottom, in a fresh Python process with XLA's default options (as a user's
-kernel would; the suite's fast-compile options would slow the theory notebook's dense kernels). Notebooks check their
-own results with ``assert`` cells; the quickstart's run length is checked here too."""
+"""Every notebook's code cells run top to bottom, in a fresh Python process as a user's kernel would (nothing the test
+session changed, such as the float64 flag, leaks in or out). Notebooks check their own results with ``assert``
+cells; the quickstart's run length is checked here too."""
 
 import json
 import os
@@ -21,7 +21,7 @@ def test_notebook_runs(path, tmp_path):
     code = "\n\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
     script = tmp_path / f"{path.stem}.py"
     script.write_text("import matplotlib\nmatplotlib.use('Agg')\n\n" + code + "\n\n" + CHECKS.get(path.name, "") + "\n")
-    env = {**os.environ, "XLA_FLAGS": os.environ.get("DIPJAX_XLA_FLAGS_OUTSIDE_TESTS", ""), "MPLBACKEND": "Agg"}
+    env = {**os.environ, "MPLBACKEND": "Agg"}
     proc = subprocess.run([sys.executable, str(script)], cwd=path.parent, env=env, capture_output=True, text=True,
                           timeout=1200)
     assert proc.returncode == 0, proc.stderr[-3000:]

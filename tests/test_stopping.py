@@ -118,7 +118,7 @@ def test_stoppers_watch_the_raw_network_output_not_the_average():
     x = load_image("camera", 32, channels=1)
     prob = make_problem(jax.random.key(0), Denoising(in_shape=x.shape), x,
                         lambda k, y: gaussian_noise(k, y, 25 / 255, (0, 1)))
-    net = skip_net(out_channels=1, width=8, scales=4)
+    net = skip_net(out_channels=1, width=4, scales=2)
     rule = WindowedMovingVariance(window=2, patience=100)
     averaged = reconstruct(DIP(network=net, output_ema=0.9), prob, jax.random.key(1), 8, stopper=rule)
     raw = reconstruct(DIP(network=net), prob, jax.random.key(1), 8, stopper=rule)
@@ -131,8 +131,8 @@ def test_stop_option_of_the_cli(tmp_path):
     from dipjax.cli import main
 
     out = tmp_path / "run"
-    code = main(["reconstruct", "--task", "denoise", "--image", "camera", "--size", "32", "--width", "8",
-                 "--scales", "4", "--steps", "60", "--stop", "wmv", "--stop-window", "10", "--stop-patience", "15",
+    code = main(["reconstruct", "--task", "denoise", "--image", "camera", "--size", "32", "--width", "4",
+                 "--scales", "2", "--steps", "60", "--stop", "wmv", "--stop-window", "10", "--stop-patience", "15",
                  "--out", str(out), "--no-progress", "--gray"])
     assert code == 0
     metrics = json.loads((out / "camera" / "metrics.json").read_text())

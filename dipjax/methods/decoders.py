@@ -52,9 +52,9 @@ class ConvDecoderFit(DIP):
         super().__post_init__()
 
 
-def deep_decoder_network(image_shape, width: int = 128, scales: int = 5) -> nn.Module:
+def deep_decoder_network(image_shape, width: int = 128, scales: int = 5, **kwargs) -> nn.Module:
     """Deep Decoder with k = ``width`` channels and ``scales`` upsamplings."""
-    return deep_decoder(image_shape[-1], k=width, layers=scales)
+    return deep_decoder(image_shape[-1], k=width, layers=scales, **kwargs)
 
 
 def conv_decoder_network(image_shape, width: int = 64, scales: int = 6, **kwargs) -> nn.Module:
@@ -73,4 +73,8 @@ register_method(MethodSpec("deep_decoder", "Deep Decoder", DeepDecoderFit, deep_
 register_method(MethodSpec("conv_decoder", "ConvDecoder", ConvDecoderFit, conv_decoder_network, (
     preset(None, "MLI-lab/ConvDecoder decoder_conv.py (f5bb5ee) defaults; Adam 1e-2, 2500 iterations as deepinv's "
            "DeepImagePrior (deepinv/models/dip.py)", steps=2500),
+    preset("mri", "MLI-lab MRI notebook [V3]: 160 channels, 8 layers, nearest upsampling, no sigmoid, input "
+           "0.1·U[0, 1) of 8 × 4 for 640 × 368 k-space (8 × 8 here, for square images); its iteration count is not "
+           "read, so deepinv's 2500; output 2 channels with SENSE maps (the notebook fits 2 × coils channels)",
+           network=dict(width=160, scales=8, in_size=(8, 8), upsample="nearest")),
 ), (dip.LR, dip.INPUT_NOISE, dip.EMA)))

@@ -84,6 +84,9 @@ class DeepRED:
         return optax.adam(self.lr)
 
     def init(self, key, problem) -> DeepREDState:
+        if getattr(problem.operator, "complex_image", False):
+            raise ValueError("DeepRED's x-step clips the image to [0, 1] and its denoiser is for real images; it does "
+                             "not apply to complex images (MRI)")
         params, z, out = init_random_input(self.network, key, problem)
         x = jnp.clip(problem.operator.init_image(problem.y), 0, 1).astype(jnp.float32)
         f32 = lambda v: jnp.asarray(v, jnp.float32)  # noqa: E731

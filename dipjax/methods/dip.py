@@ -123,6 +123,8 @@ PRESETS = (
            when=lambda c: c.factor >= 8, steps=4000, input_noise_std=0.05),
     preset("inpaint", "inpainting.ipynb cell 14: 5001 iterations (5001–6001 by image), reg_noise_std 0.03",
            steps=5001, input_noise_std=0.03),
+    preset("mri", "survey Fig. 1: vanilla DIP on 4× multi-coil MRI for 5000 iterations (no DIP notebook for MRI; "
+           "σ_p as for denoising)", steps=5000),
 )
 
 #: Hyper-parameters of the DIP family a user sets from the command line.

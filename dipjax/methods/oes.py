@@ -363,9 +363,9 @@ class OptimalEyeSurgeon:
         return result
 
 
-def oes_network_for(image_shape, scales: int = 6) -> nn.Module:
+def oes_network_for(image_shape, scales: int = 6, **kwargs) -> nn.Module:
     """OES's hourglass for the image's channels with ``scales`` levels (6; fewer for images below 128²)."""
-    return oes_network(image_shape[-1], levels=scales)
+    return oes_network(image_shape[-1], levels=scales).clone(**kwargs)
 
 
 register_method(MethodSpec("oes", "OES", OptimalEyeSurgeon, oes_network_for, (

@@ -10,7 +10,9 @@ each number comes from). :func:`build_method` receives the whole task configurat
   input perturbation is 0.03 for ×4 super-resolution and 0.05 from ×8 on (``when=lambda c: c.factor >= 8``);
 * a row's ``steps`` is the published iteration budget (network updates), its ``network`` the keyword arguments of
   the method's network factory, everything else a field of the method's dataclass;
-* the user's ``width``/``scales`` resize the network and ``overrides`` set fields last.
+* the user's ``width``/``scales`` resize the network and ``overrides`` set fields last;
+* for tasks with complex images (``TaskConfig.complex_images``: two unbounded real channels) every network is built
+  without its output sigmoid, unless a row says otherwise.
 
 .. code-block:: python
 
@@ -137,6 +139,8 @@ def build_method(name: str, config: TaskConfig, image_shape: tuple[int, int, int
             if key not in inspect.signature(spec.network).parameters:
                 raise OptionError(key, f"does not apply to {name}: its network has no {key} setting")
             net_kwargs[key] = value
+    if config.complex_images and "sigmoid" not in net_kwargs:  # real and imaginary parts are not in [0, 1]
+        net_kwargs["sigmoid"] = False
     network = spec.network(tuple(image_shape), **net_kwargs)
     fields = {f.name for f in dataclasses.fields(spec.method)}
     for k in overrides:

@@ -129,6 +129,11 @@ def unet_network(image_shape, width: int = 64, scales: int = 2, **kwargs) -> nn.
 register_method(MethodSpec("sg_dip", "Self-Guided DIP", SelfGuidedDIP, unet_network, (
     preset(None, "self_guided_DIP_demo.ipynb (sjames40/Self-Guided-DIP 36ab364): 4000 iterations, lr_θ 3e-4, "
            "lr_z 0.1, λ = 2, ℓ1; J = 3, c = 1/2, EMA 0.95 from the lab's later code (METHODS.md §1)", steps=4000),
+    preset("mri", "self_guided_DIP_demo.ipynb: the ExtraDeepUNet 2→2 has 5 poolings (widths 64…1024); its random "
+           "U[0, 1) input of the image's shape", network=dict(scales=5)),
+    preset("ct", "DIP-CT handbook (alexdenker/deep-image-prior-handbook 74559d1) run_dip.py, selfg_dip.py [V3]: "
+           "Adam 1e-4 / 0.1, λ = 0.01, noise 0.01·max(z), J = 4, EMA 0.99, 10,000 iterations", steps=10_000,
+           lr_theta=1e-4, lam=0.01, noise_scale=0.01, n_realizations=4, output_ema=0.99, norm="l2sq"),
 ), (Option("lr", "lr_theta", "learning rate of the network (Adam)"),
     Option("lr-z", "lr_z", "learning rate of the input (Adam)"),
     Option("lam", "lam", "weight λ of the self-guidance (or autoencoding) term"), dip.EMA)))

@@ -34,10 +34,12 @@ class UNet(nn.Module):
         return (height, width, self.in_channels)
 
     def check_size(self, height: int, width: int) -> None:
+        """Sides must be multiples of 2^poolings and leave at least 2 pixels at the coarsest level (batch norm over
+        one pixel is degenerate: its variance is zero)."""
         m = 2 ** (len(self.features) - 1)
-        if height % m or width % m:
+        if height % m or width % m or min(height, width) < 2 * m:
             raise ValueError(f"a U-Net with {len(self.features) - 1} poolings needs image sides that are multiples "
-                             f"of {m}, got {height}x{width}")
+                             f"of {m} and at least {2 * m}, got {height}x{width}")
 
     def _double_conv(self, x, features, mid, name):
         for j, c in enumerate((mid, features)):

@@ -78,6 +78,19 @@ class MultiCoilMRI(LinearOperator):
     def adjoint(self, y):
         return from_complex(jnp.sum(jnp.conj(self.maps) * ifft2c(self.mask * y), axis=0))
 
+    def view(self, x):
+        """The magnitude inside the coil maps' support (``Σ_c |S_c|² > 0``): outside it the data say nothing about
+        the image (ESPIRiT zeroes its maps there), so a reconstruction is reported as zero, as SENSE's would be."""
+        support = jnp.sum(jnp.abs(self.maps) ** 2, axis=0) > 0
+        return (jnp.abs(to_complex(x)) * support)[..., None]
+
+    def data_consistent(self, x, y):
+        """``Sᴴ F⁻¹[(1 − M) ⊙ F(S x) + M ⊙ y]``: the image whose sampled k-space is replaced by the measurements
+        (aSeqDIP's MRI input update, ``Aseq_DIP_MRI.py:141-151``)."""
+        k = fft2c(self.maps * to_complex(x)[None])
+        k = (1 - self.mask) * k + self.mask * y
+        return from_complex(jnp.sum(jnp.conj(self.maps) * ifft2c(k), axis=0))
+
     def coil_images(self, y):
         """Zero-filled coil images ``F⁻¹(M ⊙ y_c)``."""
         return ifft2c(self.mask * y)

@@ -51,6 +51,12 @@ class TaskConfig:
 
     name: ClassVar[str] = ""
     summary: ClassVar[str] = ""
+    #: Channels the task's images are loaded with (``None``: the image's own; 1: grayscale, e.g. MRI and CT).
+    input_channels: ClassVar[int | None] = None
+    #: Channels of the images its operator acts on (``None``: as loaded; 2 for complex images).
+    operator_channels: ClassVar[int | None] = None
+    #: Complex images (two real channels, unbounded): the method registry builds networks without an output sigmoid.
+    complex_images: ClassVar[bool] = False
 
     sigma: float = option(25.0, "Gaussian noise std on the 0-255 scale")
     noise_channels: str = option("independent", "draw the noise per channel, or once per pixel for all channels "
@@ -75,6 +81,11 @@ class TaskConfig:
     def check(self) -> None:
         """Range checks of the task's own options (raise :class:`OptionError` via :func:`require`)."""
 
+    def image_shape(self, loaded_shape) -> tuple[int, int, int]:
+        """The shape of the images the operator and the networks see, for a loaded image of ``loaded_shape``."""
+        h, w, c = loaded_shape
+        return (h, w, self.operator_channels or c)
+
     def build_operator(self, key, shape: tuple[int, int, int]):  # pragma: no cover - abstract
         """The forward model for images of ``shape``; ``key`` draws random masks, kernels or matrices."""
         raise NotImplementedError
@@ -94,6 +105,20 @@ class TaskConfig:
         k_op, k_noise = jax.random.split(key)
         op = self.build_operator(k_op, tuple(x_true.shape))
         return make_problem(k_noise, op, x_true, self.noise_model())
+
+    def reads_file(self) -> bool:
+        """Whether the task reconstructs measured data from a file (``mri --kspace``) instead of simulating from
+        images; such a task implements :meth:`load_measured`."""
+        return False
+
+    def load_measured(self, key) -> tuple[Problem, str]:  # pragma: no cover - abstract
+        """``(problem, label)`` of the measured data the task reads (``key`` draws a retrospective mask)."""
+        raise NotImplementedError(f"task {self.name} does not read measured data")
+
+    def reference_metrics(self, problem, x) -> dict[str, float]:
+        """Metrics of the estimate ``x`` against a reference the data file ships (fastMRI's ``reconstruction_rss``);
+        empty for simulated data."""
+        return {}
 
     def options(self) -> dict[str, Any]:
         """``{"task": name, option: value, ...}``: the whole configuration, for ``metrics.json`` and ``--dry-run``."""
@@ -155,6 +180,6 @@ def markdown_table() -> str:
 
 
 def _option_text(f: dataclasses.Field) -> str:
-    text = f"`--{f.name.replace('_', '-')}` = {f.default}"
+    text = f"`--{f.name.replace('_', '-')}` = {f.default if f.default != '' else '(none)'}"
     others = [str(c) for c in f.metadata.get("choices") or () if c != f.default]
     return text + (f" (or {', '.join(others)})" if others else "")
