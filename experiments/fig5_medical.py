@@ -2,9 +2,10 @@
 FBP), a classical baseline, vanilla DIP with ES-WMV, Self-Guided DIP and aSeqDIP, PSNR under each image and the
 absolute error of a centre box.
 
-    python experiments/fig5_medical.py            # the reduced size below (2 CPU cores: see README)
-    python experiments/fig5_medical.py --quick    # 64², narrow nets, 300 steps each (minutes; too few to converge)
-    python experiments/fig5_medical.py --size 320 --ct-size 256 --coils 15 --maps espirit   # published size (GPU)
+    python experiments/fig5_medical.py            # 64², width 32, published budgets (2 CPU cores: see README)
+    python experiments/fig5_medical.py --quick    # width 16, 300 updates each (minutes; too few to converge)
+    python experiments/fig5_medical.py --size 320 --ct-size 256 --coils 15 --maps espirit --width 64
+                                                  # the published size (a GPU run)
 
 Data (simulated; the survey's fastMRI knee and AAPM CT scans are not bundled): MRI from pydicom's abdominal MR slice
 (``mr_abdomen``) with a smooth random phase, ``--coils`` (8) birdcage coils, k-space on a 2× finer grid, fastMRI's
@@ -23,8 +24,8 @@ for its published budget of network updates (DIP 5000 / 3000, Self-Guided DIP 40
   from a grid by PSNR against the truth (an oracle choice, which favours the baseline; MRI also reports CG-SENSE);
 * DIP (skip net 5 × width) with ES-WMV (W = 100, P = 1000): the image at the stop is shown;
 * Self-Guided DIP and aSeqDIP on their presets' U-Nets (SG-DIP MRI: 5 poolings, CT: 2; aSeqDIP: MediumUNet, 3
-  poolings) with first width w/2, their final
-  iterates (the methods are designed not to need stopping); their oracle peaks are recorded too.
+  poolings) with first width w/2, their final iterates (the methods are designed not to need stopping); their
+  oracle peaks are recorded too.
 
 Writes experiments/results/fig5_medical[_quick]/{figure.png, metrics.json} with every number shown and the issue's
 check: Self-Guided DIP and aSeqDIP beat the zero-filled / FBP input by ≥ 3 dB.
@@ -33,7 +34,6 @@ check: Self-Guided DIP and aSeqDIP beat the zero-filled / FBP input by ≥ 3 dB.
 from __future__ import annotations
 
 import argparse
-import os
 import time
 
 import jax
@@ -46,13 +46,10 @@ from dipjax.engine import reconstruct
 from dipjax.methods import build_method, default_steps
 from dipjax.metrics import psnr
 from dipjax.monitors import quality_image, truth_image
-from dipjax.report import write_json
 from dipjax.stopping import WindowedMovingVariance
 from dipjax.tasks import degradation_key, task_config
-from dipjax.tasks.mri import center_fraction_for
-
-RESULTS = os.path.join(os.path.dirname(__file__), "results")
-TV_WEIGHTS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
+from medical_figure import add_common_arguments, mri_task, output_paths, resolve_defaults, write_results
+TV_WEIGHTS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
 DIP_METHODS = ("dip", "sg_dip", "aseq_dip")
 LABELS = {"truth": "ground truth", "input": "input", "tv": "TV (oracle λ)", "dip": "DIP + ES-WMV",
           "sg_dip": "Self-Guided DIP", "aseq_dip": "aSeqDIP"}
@@ -60,8 +57,7 @@ LABELS = {"truth": "ground truth", "input": "input", "tv": "TV (oracle λ)", "di
 
 def rows(args):
     """(name, task configuration, image, input label)."""
-    mri = task_config("mri", coils=args.coils, maps=args.maps, center_fraction=center_fraction_for(args.size))
-    return [("mri", mri, load_image(args.mri_image, args.size, 1), "zero-filled"),
+    return [("mri", mri_task(args, args.size), load_image(args.mri_image, args.size, 1), "zero-filled"),
             ("ct", task_config("ct"), load_image(args.ct_image, args.ct_size, 1), "FBP")]
 
 
@@ -169,34 +165,20 @@ def plot(results, input_labels, path):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="64² images, width 16, 300 steps")
-    ap.add_argument("--size", type=int, default=None, help="MRI image side (128; 64 with --quick)")
-    ap.add_argument("--ct-size", type=int, default=None, help="CT image side (128; 64 with --quick)")
-    ap.add_argument("--width", type=int, default=None, help="network width (64; 16 with --quick)")
+    ap.add_argument("--size", type=int, default=None, help="MRI image side (64)")
+    ap.add_argument("--ct-size", type=int, default=None, help="CT image side (64)")
+    ap.add_argument("--width", type=int, default=None, help="network width (32; 16 with --quick)")
     ap.add_argument("--steps", type=int, default=None,
-                    help="network updates per method (default: each method's published budget; 300 with --quick)")
-    ap.add_argument("--coils", type=int, default=8)
-    ap.add_argument("--maps", choices=("birdcage", "espirit"), default="birdcage",
-                    help="coil maps of the reconstruction: the simulating ones (default) or ESPIRiT from the data")
-    ap.add_argument("--mri-image", default="mr_abdomen", help="bundled name or file (mr_abdomen)")
-    ap.add_argument("--ct-image", default="ct_head", help="bundled name or file (ct_head)")
+                    help="network updates per method (0: each method's published budget, the default; 300 with --quick)")
+    ap.add_argument("--ct-image", default="ct_head", help="CT image: bundled name or file (ct_head)")
     ap.add_argument("--methods", default=",".join(DIP_METHODS))
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", default=None, help="results/fig5_medical[_quick]")
-    ap.add_argument("--overwrite", action="store_true")
+    add_common_arguments(ap, "fig5_medical")
     args = ap.parse_args(argv)
-    q = args.quick
-    for k, full, quick in (("size", 128, 64), ("ct_size", 128, 64), ("width", 64, 16), ("steps", 0, 300)):
-        if getattr(args, k) is None:
-            setattr(args, k, quick if q else full)
+    resolve_defaults(args, (("size", 64, 64), ("ct_size", 64, 64), ("width", 32, 16), ("steps", 0, 300)))
     args.methods = tuple(m.strip() for m in args.methods.split(","))
     if any(m not in DIP_METHODS for m in args.methods):
         ap.error(f"--methods must be some of {', '.join(DIP_METHODS)}")
-    out = args.out or os.path.join(RESULTS, "fig5_medical" + ("_quick" if q else ""))
-    png, js = os.path.join(out, "figure.png"), os.path.join(out, "metrics.json")
-    if not args.overwrite and (os.path.exists(png) or os.path.exists(js)):
-        ap.error(f"{out} already holds results; pass --overwrite to replace them")
-    os.makedirs(out, exist_ok=True)
+    png, js = output_paths(ap, args, "fig5_medical")
     results, all_checks, input_labels = {}, {}, {}
     for name, config, image, input_label in rows(args):
         results[name] = run_row(name, config, image, args)
@@ -204,9 +186,7 @@ def main(argv=None):
         input_labels[name] = input_label
         # Written after every row, so an interrupted run keeps the rows it finished.
         plot(results, input_labels, png)
-        write_json(js, {"config": {k: v for k, v in vars(args).items() if k not in ("out", "overwrite")},
-                        "rows": {k: r for k, (r, _) in results.items()}, "checks": all_checks,
-                        "device": str(jax.devices()[0].device_kind)})
+        write_results(js, args, {k: r for k, (r, _) in results.items()}, all_checks)
     print(f"wrote {png} and {js}")
 
 

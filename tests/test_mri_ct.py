@@ -327,3 +327,20 @@ def test_reconstruct_a_fastmri_file_from_the_cli(tmp_path, capsys):
     (tmp_path / "x.h5").write_bytes(b"not hdf5")
     assert main(["reconstruct", "--task", "mri", "--kspace", str(tmp_path / "x.h5"), "--out", str(tmp_path / "b")]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_dicom_flag_is_an_image_file(tmp_path, capsys):
+    """``--dicom FILE`` reads like ``--image FILE.dcm`` (a dry run: configuration only); a missing file exits 2."""
+    import json
+    import os
+
+    import pydicom
+
+    from dipjax.cli import main
+
+    path = os.path.join(os.path.dirname(pydicom.__file__), "data", "test_files", "CT_small.dcm")
+    assert main(["reconstruct", "--task", "ct", "--dicom", path, "--size", "64", "--dry-run", "--out",
+                 str(tmp_path / "o")]) == 0
+    assert json.loads(capsys.readouterr().out)["images"] == [path]
+    assert main(["reconstruct", "--task", "ct", "--dicom", str(tmp_path / "no.dcm"), "--out", str(tmp_path / "o")]) == 2
+    assert "no.dcm" in capsys.readouterr().err

@@ -146,7 +146,8 @@ class MRIConfig(TaskConfig):
     @staticmethod
     def _scale(kspace, mask) -> float:
         """The measured data's scale: the peak of the zero-filled RSS image ``max √Σ_c |F⁻¹(M ⊙ k_c)|²``. Only the
-        sampled k-space enters (SG-DIP's code scales by the fully sampled k-space, which leaks the ground truth)."""
+        sampled k-space enters (the SG-DIP/aSeqDIP lab's code scales by the fully sampled k-space, a ground-truth leak;
+        see :mod:`dipjax.methods.self_guided`)."""
         return float(np.max(np.asarray(rss(ifft2c(np.asarray(kspace) * mask)))))
 
     def load_measured(self, key) -> tuple[Problem, str]:
