@@ -117,10 +117,10 @@ def test_compile_time_reported_once_per_configuration():
 def test_dip_denoises_and_ema_smooths():
     p = _problems(size=64, names=["camera"])[0]
     input_psnr = peak_signal_noise_ratio(np.asarray(p.x_true), np.asarray(p.y), data_range=1)
-    r = reconstruct(_dip(width=16, scales=4), p, jax.random.key(0), 250)
+    r = reconstruct(_dip(width=16, scales=4), p, jax.random.key(0), 200)
     assert r.psnr_peak_oracle > input_psnr + 2.5
     assert r.history["loss"][-1] < 0.5 * r.history["loss"][5]
-    ema = reconstruct(_dip(width=16, scales=4, output_ema=0.99), p, jax.random.key(0), 250)
+    ema = reconstruct(_dip(width=16, scales=4, output_ema=0.99), p, jax.random.key(0), 200)
     # The averaged output fluctuates less from step to step than the raw output.
     assert np.std(np.diff(ema.history["psnr"][100:])) < 0.5 * np.std(np.diff(r.history["psnr"][100:]))
 

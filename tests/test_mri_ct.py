@@ -210,13 +210,14 @@ def test_ct_task_simulates_from_a_finer_grid():
     assert rand.operator.angles.shape == (20,) and not np.allclose(rand.operator.angles, view_angles(20))
 
 
-@pytest.mark.parametrize("task", ["mri", "ct"])
-@pytest.mark.parametrize("method, extra", [("dip", ["--stop", "wmv", "--stop-window", "2"]), ("tv_dip", []),
-                                           ("sg_dip", []), ("aseq_dip", []), ("conv_decoder", []),
-                                           ("reference_dip", ["--reference", "camera"])])
+@pytest.mark.parametrize("task, method, extra", [
+    (task, method, extra) for method, extra in [("dip", ["--stop", "wmv", "--stop-window", "2"]), ("tv_dip", []),
+                                                ("sg_dip", []), ("aseq_dip", [])] for task in ("mri", "ct")] + [
+    ("mri", "conv_decoder", []), ("mri", "reference_dip", ["--reference", "camera"])])
 def test_the_medical_methods_run_on_mri_and_ct(tmp_path, task, method, extra):
-    """The methods the medical tasks list, 3 steps, tiny networks, 32² images (MRI with the simulating maps: ESPIRiT
-    needs more centre columns than 32² leaves); reference-guided DIP with a 512² RGB reference it must resize."""
+    """The methods the medical tasks list (ConvDecoder and reference-guided DIP for MRI, as their papers), 3 steps,
+    tiny networks, 32² images (MRI with the simulating maps: ESPIRiT needs more centre columns than 32² leaves);
+    reference-guided DIP with a 512² RGB reference it must resize."""
     import json
 
     from dipjax.cli import main
