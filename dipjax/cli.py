@@ -95,7 +95,7 @@ def _build_parser():
                    help=f"bundled name ({', '.join(sorted(BUNDLED) + sorted(BUNDLED_DICOM))}) or a "
                         "PNG/JPEG/TIFF/NPY/DICOM path; repeat for a batch (not with --kspace)")
     r.add_argument("--dicom", action="append", dest="image", metavar="FILE",
-                   help="a DICOM file (the same as --image FILE.dcm; CT in HU windowed, MR by its range)")
+                   help="a DICOM file (the same as --image FILE.dcm: rescaled values, min-max normalised)")
     r.add_argument("--method", default="dip", choices=list(METHODS),
                    help="; ".join(f"{k}: {v.label}" for k, v in METHODS.items()))
     r.add_argument("--steps", type=_positive_int, default=None,
@@ -190,10 +190,6 @@ def run_config(args):
                 settings[option.field] = option.convert(value) if option.convert else value
             except (ValueError, OSError) as exc:
                 raise UsageError(f"--{flag}: {str(exc).splitlines()[0]}") from None
-    if options.get("kspace") and args.image:
-        raise UsageError("--image does not apply with --kspace (the file is the data)")
-    if not options.get("kspace") and not args.image:
-        raise UsageError("needs --image (or --dicom; for --task mri, --kspace FILE.h5)")
     try:
         return RunConfig(task=task_cls(**options), method=args.method, images=tuple(args.image or ()), size=args.size,
                          channels=1 if args.gray else 3 if args.rgb else None, width=args.width, scales=args.scales,

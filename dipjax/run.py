@@ -59,7 +59,8 @@ class RunConfig:
         get_method(self.method)
         object.__setattr__(self, "images", tuple(self.images))
         object.__setattr__(self, "method_options", tuple(sorted(dict(self.method_options).items())))
-        require(len(self.images) > 0 or self.task.reads_file(), "image", "needs at least one image")
+        require(len(self.images) > 0 or self.task.reads_file(), "image",
+                "needs at least one image (or --dicom; for --task mri, --kspace FILE.h5)")
         require(not (self.images and self.task.reads_file()), "image", "does not apply to measured data (--kspace)")
         for name in ("size", "stop_window", "stop_patience"):
             v = getattr(self, name)

@@ -132,9 +132,9 @@ def test_every_registered_task_operator_matches_its_reference(x64):
         if jnp.iscomplexobj(op(x)):  # complex measurements (MRI k-space)
             y = y + 1j * jax.random.normal(ki, op.out_shape, jnp.float64)
         np.testing.assert_allclose(np.asarray(op(x)), np.asarray(reference_forward(op, x)).reshape(op.out_shape),
-                                   rtol=1e-6, atol=1e-6 * float(jnp.abs(op(x)).max()), err_msg=name)
+                                   rtol=1e-10, atol=1e-12, err_msg=name)
         lhs, rhs = jnp.real(jnp.vdot(op(x), y)), jnp.vdot(x, op.adjoint(y))
-        assert abs(lhs - rhs) <= 1e-6 * max(1.0, abs(lhs)), name
+        assert abs(lhs - rhs) <= 1e-12 * max(1.0, abs(lhs)), name
         assert op.init_image(y).shape == tuple(op.in_shape), name
         assert op.display(y).shape == op.view(x).shape == tuple(op.in_shape[:2]) + (
             1 if op.complex_image else op.in_shape[-1],), name

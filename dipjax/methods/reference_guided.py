@@ -48,9 +48,9 @@ class ReferenceGuidedDIP(dip.DIP):
 
     def __post_init__(self):
         super().__post_init__()
-        if self.reference is not None and not isinstance(self.reference, StaticArray):
-            object.__setattr__(self, "reference", StaticArray(self.reference))
         if self.reference is not None:
+            if not isinstance(self.reference, StaticArray):
+                object.__setattr__(self, "reference", StaticArray(self.reference))
             ref = self.reference.value
             if ref.ndim != 3 or not np.all(np.isfinite(ref)):
                 raise ValueError(f"the reference must be a finite (H, W, C) image, got shape {ref.shape}")

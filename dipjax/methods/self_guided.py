@@ -19,8 +19,8 @@ shallow U-Net of the same lab (any image-to-image network works: input and outpu
 Data scale on MRI: the lab's MRI code scales by quantities of the *fully sampled* k-space (its dataset loader
 ``two_channel_dataset_DIP_github.py`` normalises by ``max|Sᴴ x|``, aSeqDIP's ``Aseq_DIP_MRI.py`` by
 ``‖f(z₀)‖ / ‖Sᴴ y_full‖``; METHODS.md), which an undersampled acquisition does not have: it leaks the ground truth
-into the scaling. dipjax never does: simulated data have the image's own scale (peak magnitude 1) and fastMRI files are divided by the peak of
-their zero-filled image, from the measured samples only (:meth:`dipjax.tasks.mri.MRIConfig.load_measured`).
+into the scaling. dipjax never does: simulated data have the image's own scale (peak magnitude 1) and fastMRI files
+are divided by the peak of their zero-filled image, from the measured samples only (:meth:`dipjax.tasks.mri.MRIConfig.load_measured`).
 """
 
 from __future__ import annotations
