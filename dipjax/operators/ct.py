@@ -7,7 +7,10 @@ interpolation (zero outside) and sums over rows, exactly as ``skimage.transform.
 ``ceil(√2 · N)`` pixels, so the sinogram is ``(detectors, angles)`` with ``detectors = ceil(√2 · N)``; with
 ``circle=True`` the image must vanish outside the inscribed circle and ``detectors = N``. The adjoint is the exact
 transpose (``jax.linear_transpose``: the bilinear gather becomes a scatter-add) — *not* unfiltered back-projection,
-which differs from it by 7 % after the best scaling (METHODS.md §10).
+which differs from it by 7 % after the best scaling (METHODS.md §10). The interpolation is written out
+(:func:`bilinear_zero`) rather than ``jax.scipy.ndimage.map_coordinates``: in jax 0.10.2 the transpose of
+``map_coordinates`` mapped over traced angles (``vmap`` or ``lax.map``) is wrong *under jit* by 10–20 % (eager is
+right); ``tests/test_operators.py`` checks the jitted adjoint and vector–Jacobian product of every task's operator.
 
 :func:`fbp` is ``skimage.transform.iradon``: the Kak–Slaney ramp filter (optionally Shepp–Logan, cosine, Hamming,
 Hann), zero-padding to ``max(64, 2^ceil(log2(2 · detectors)))``, linear-interpolation back-projection, times
@@ -22,11 +25,27 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
-from jax.scipy.ndimage import map_coordinates
 
 from dipjax.operators.base import LinearOperator, check_image_shape
 
 FILTERS = ("ramp", "shepp-logan", "cosine", "hamming", "hann")
+
+
+def bilinear_zero(img, rows, cols):
+    """``img`` (2-D) at the real coordinates ``(rows, cols)`` by bilinear interpolation, zero outside the image (each
+    of the four neighbours outside contributes nothing): ``map_coordinates(img, [rows, cols], order=1,
+    mode="constant")`` as one gather per neighbour, whose transpose is a plain scatter-add."""
+    h, w = img.shape
+    r0, c0 = jnp.floor(rows), jnp.floor(cols)
+    fr, fc = rows - r0, cols - c0
+    r0, c0 = r0.astype(jnp.int32), c0.astype(jnp.int32)
+    flat = img.reshape(-1)
+    out = jnp.zeros(rows.shape, img.dtype)
+    for dr, dc, weight in ((0, 0, (1 - fr) * (1 - fc)), (1, 0, fr * (1 - fc)), (0, 1, (1 - fr) * fc), (1, 1, fr * fc)):
+        r, c = r0 + dr, c0 + dc
+        inside = (r >= 0) & (r < h) & (c >= 0) & (c < w)
+        out = out + jnp.where(inside, weight * flat[jnp.where(inside, r * w + c, 0)], 0.0)
+    return out
 
 
 def padded_size(n: int, circle: bool) -> int:
@@ -71,7 +90,7 @@ class ParallelBeamCT(LinearOperator):
             cos, sin = jnp.cos(a), jnp.sin(a)
             src_x = cos * cols + sin * rows - center * (cos + sin - 1)
             src_y = -sin * cols + cos * rows - center * (cos - sin - 1)
-            rotated = map_coordinates(img, [src_y, src_x], order=1, mode="constant", cval=0.0)
+            rotated = bilinear_zero(img, src_y, src_x)
             return rotated.sum(axis=0)
 
         # vmap over the angles (≈ 3 · views · P² floats of coordinates; 95 MB for 180 views at 256²). jax 0.10's
