@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 
 
@@ -44,3 +45,39 @@ def ssim(x, ref, data_range: float = 1.0, sigma: float = 1.5, k1: float = 0.01, 
     c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
     s = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
     return jnp.mean(s, axis=(-3, -2, -1))
+
+
+def align_up_to_phase_ambiguity(x, ref, pad: int):
+    """``x`` moved to its best match with ``ref`` under the trivial ambiguities of Fourier phase retrieval
+    (:mod:`dipjax.operators.phase_retrieval`): per channel (each is measured on its own), a global sign, the conjugate
+    flip ``x(−r)`` (180° rotation) and a circular translation of the zero-padded frame of ``pad`` pixels per side,
+    chosen by maximising the FFT cross-correlation ``⟨±T flip x, ref⟩``; returns the ``(H + 2p, W + 2p, C)`` padded,
+    aligned estimate (content moved out of the image window stays, and counts as error against ``ref``'s zero frame).
+    One image ``(H, W, C)``; jits and vmaps."""
+    x, ref = jnp.asarray(x, jnp.float32), jnp.asarray(ref, jnp.float32)
+    widths = ((pad, pad), (pad, pad), (0, 0))
+    xp, rp = jnp.pad(x, widths), jnp.pad(ref, widths)
+    flipped = jnp.roll(xp[::-1, ::-1], (1, 1), axis=(0, 1))  # x(−r) about the padded frame's centre pixel
+
+    def best(candidate, target):
+        corr = jnp.real(jnp.fft.ifft2(jnp.fft.fft2(target) * jnp.conj(jnp.fft.fft2(candidate))))
+        i = jnp.argmax(jnp.abs(corr))
+        sign = jnp.where(corr.reshape(-1)[i] < 0, -1.0, 1.0)
+        moved = sign * jnp.roll(candidate, (i // corr.shape[1], i % corr.shape[1]), axis=(0, 1))
+        return moved, jnp.sum(jnp.square(moved - target))
+
+    def channel(c_x, c_f, c_r):
+        (a, ea), (b, eb) = best(c_x, c_r), best(c_f, c_r)
+        return jnp.where(ea <= eb, a, b)
+
+    return jnp.moveaxis(jax.vmap(channel, in_axes=-1)(xp, flipped, rp), 0, -1)
+
+
+def psnr_up_to_ambiguity(x, ref, pad: int, data_range: float = 1.0):
+    """PSNR of ``x`` against ``ref`` after :func:`align_up_to_phase_ambiguity`: the squared error over the whole padded
+    frame divided by the number of image pixels ``H·W·C``, so it equals :func:`psnr` when ``x`` is already aligned.
+    One image ``(H, W, C)``."""
+    aligned = align_up_to_phase_ambiguity(x, ref, pad)
+    ref = jnp.pad(jnp.asarray(ref, jnp.float32), ((pad, pad), (pad, pad), (0, 0)))
+    mse = jnp.sum(jnp.square(aligned - ref)) / jnp.size(x)
+    return 10.0 * jnp.log10(data_range**2 / mse)

@@ -56,7 +56,7 @@ def image_result(result, i: int | None):
 def write_image_report(folder: str, problem, result, i: int | None, *, label: str, config: dict[str, Any],
                        title: str, evaluate=None) -> dict[str, Any]:
     """Write one image's files into ``folder`` and return its metrics (also written as ``metrics.json``);
-    ``evaluate(x)`` adds metrics of the final estimate against a reference of the data file (fastMRI's RSS)."""
+    ``evaluate(x)`` adds the task's own metrics of the final estimate (:meth:`~dipjax.tasks.TaskConfig.task_metrics`)."""
     os.makedirs(folder, exist_ok=True)
     x_final, history, summary = image_result(result, i)
     degraded = np.asarray(problem.operator.display(problem.y))

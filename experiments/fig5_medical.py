@@ -68,23 +68,29 @@ def network_size(name, width):
     return {"width": width} if name == "dip" else {"width": max(width // 2, 1)}
 
 
-def classical(problem, name, view, truth):
+def tv_oracle(op, y, view, truth, nonnegative=False, x0=None):
     """TV with the λ that scores best on a ×√10 grid from 1e-4, extended upwards while the best λ is the largest
-    tried (so the choice is never at the grid's edge), and CG-SENSE for MRI: ``(best image, PSNR, records)``."""
+    tried (so the choice is never at the grid's edge): ``(best image, PSNR, {tv_<λ>: PSNR, tv_lambda: λ})``."""
     records, best, k = {}, None, 0
     while best is None or best[3] == k - 1:  # the best is the last λ tried: try a larger one
         lam = TV_SMALLEST * TV_RATIO**k
-        x = tv_reconstruction(problem.operator, problem.y, lam, iters=500, nonnegative=name == "ct",
-                              x0=problem.operator.init_image(problem.y))
+        x = tv_reconstruction(op, y, lam, iters=500, nonnegative=nonnegative, x0=x0)
         p = float(psnr(view(x), truth))
         records[f"tv_{lam:.3g}"] = p
         if best is None or p > best[1]:
             best = (view(x), p, lam, k)
         k += 1
     records["tv_lambda"] = best[2]
+    return best[0], best[1], records
+
+
+def classical(problem, name, view, truth):
+    """TV with the oracle λ (:func:`tv_oracle`, non-negative for CT) and CG-SENSE for MRI."""
+    image, value, records = tv_oracle(problem.operator, problem.y, view, truth, nonnegative=name == "ct",
+                                      x0=problem.operator.init_image(problem.y))
     if name == "mri":
         records["cg_sense_20"] = float(psnr(view(least_squares_cg(problem.operator, problem.y, iters=20)), truth))
-    return best[0], best[1], records
+    return image, value, records
 
 
 def run_row(name, config, image, args):
@@ -100,10 +106,18 @@ def run_row(name, config, image, args):
     images["tv"], record["psnr"]["tv"], record["classical"] = classical(problem, name, view, truth)
     print(f"{name}: input {record['psnr']['input']:.2f} dB, TV {record['psnr']['tv']:.2f} dB "
           f"(λ = {record['classical']['tv_lambda']:g}, {time.perf_counter() - t0:.0f} s)", flush=True)
-    key = jax.random.key(args.seed)
+    run_methods(problem, config, name, args, view, truth, images, record)
+    return record, images
+
+
+def run_methods(problem, config, name, args, view, truth, images, record):
+    """Each of ``args.methods`` on ``problem`` for ``args.steps`` updates (0: its published budget), DIP with ES-WMV
+    (the stopped image is shown); adds the shown images to ``images`` and their numbers to ``record``; returns the
+    engine's results by method."""
+    key, results = jax.random.key(args.seed), {}
     for m in args.methods:
         steps = args.steps or default_steps(m, config)
-        method = build_method(m, config, shape, **network_size(m, args.width))
+        method = build_method(m, config, tuple(problem.x_true.shape), **network_size(m, args.width))
         stopper = WindowedMovingVariance(window=100, patience=1000) if m == "dip" else None
         t0 = time.perf_counter()
         r = reconstruct(method, problem, key, steps, stopper=stopper, track_ssim=False)
@@ -119,7 +133,8 @@ def run_row(name, config, image, args):
             record["methods"][m]["iter_stop"] = int(r.iter_stop)
         print(f"{name} {m}: {record['psnr'][m]:.2f} dB shown, peak {r.psnr_peak_oracle:.2f} dB @ {r.iter_peak_oracle}, "
               f"{steps} steps in {wall:.0f} s", flush=True)
-    return record, images
+        results[m] = r
+    return results
 
 
 def checks(name, record):
@@ -138,27 +153,33 @@ def centre_box(img, fraction=0.4):
     return img[(h - bh) // 2:(h - bh) // 2 + bh, (w - bw) // 2:(w - bw) // 2 + bw]
 
 
-def plot(results, input_labels, path):
+def plot(results, input_labels, path, labels=LABELS):
+    """One row of images per task (gray or RGB, PSNR under each) and below it the absolute error of a centre box
+    (mean over channels)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    def show(ax, img):
+        img = np.clip(img, 0, 1)
+        ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray", vmin=0, vmax=1)
+
     ncols = max(len(images) for _, images in results.values())
     fig, axes = plt.subplots(2 * len(results), ncols, figsize=(2.9 * ncols, 6.0 * len(results)), squeeze=False)
     for r, (name, (record, images)) in enumerate(results.items()):
-        truth = images["truth"][..., 0]
+        truth = images["truth"]
         for c, (key, img) in enumerate(images.items()):
             ax, ex = axes[2 * r, c], axes[2 * r + 1, c]
-            ax.imshow(np.clip(img[..., 0], 0, 1), cmap="gray", vmin=0, vmax=1)
-            label = input_labels[name] if key == "input" else LABELS[key]
+            show(ax, img)
+            label = input_labels[name] if key == "input" else labels[key]
             sub = "" if key == "truth" else f"\n{record['psnr'][key]:.2f} dB"
             ax.set_title(f"{name.upper()}: {label}{sub}" if key == "truth" else f"{label}{sub}", fontsize=9)
-            err = np.abs(centre_box(img[..., 0]) - centre_box(truth))
-            ex.imshow(err, cmap="inferno", vmin=0, vmax=0.2)
-            ex.set_title("|error|, centre box" if key != "truth" else "centre box", fontsize=8)
             if key == "truth":
-                ex.imshow(centre_box(truth), cmap="gray", vmin=0, vmax=1)
+                show(ex, centre_box(truth))
+            else:
+                ex.imshow(np.abs(centre_box(img) - centre_box(truth)).mean(-1), cmap="inferno", vmin=0, vmax=0.2)
+            ex.set_title("|error|, centre box" if key != "truth" else "centre box", fontsize=8)
             for a in (ax, ex):
                 a.axis("off")
         for c in range(len(images), ncols):

@@ -15,7 +15,13 @@ NOTEBOOKS = sorted((pathlib.Path(__file__).parent.parent / "notebooks").glob("*.
 CHECKS = {"quickstart.ipynb": 'assert result.history["psnr"].shape[-1] == STEPS, result.history["psnr"].shape'}
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+#: Notebooks run only with ``-m slow`` (the theory notebook takes ~45 s on 2 CPU cores; its functions are tested in
+#: tests/test_theory_*.py).
+SLOW = {"theory.ipynb"}
+
+
+@pytest.mark.parametrize("path", [pytest.param(p, marks=pytest.mark.slow) if p.name in SLOW else p for p in NOTEBOOKS],
+                         ids=lambda p: p.name)
 def test_notebook_runs(path, tmp_path):
     cells = json.loads(path.read_text())["cells"]
     code = "\n\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")

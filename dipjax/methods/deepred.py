@@ -18,7 +18,8 @@ adaptive strengthening (while PSNR(f, y) exceeds a threshold starting at 20 dB, 
 threshold by 0.01 per iteration; only where y is image-shaped). Deblurring (β 0.02, μ 0.04, lr 0.004, σ_in 0.01)
 and super-resolution (β 0.05, μ 0.06, lr 0.001, σ_in 0.02, 2000 iterations; BM3D with σ_f = 5 upstream, non-local
 means here) report ``x − u`` (:data:`PRESETS`). x starts at the degraded image ``init_image(y)`` clipped to [0, 1]
-(upstream: ``y`` itself, zeros for super-resolution), u at 0.
+(upstream: ``y`` itself, zeros for super-resolution), u at 0. Only step 1 sees the forward model, through autodiff,
+so DeepRED applies to nonlinear operators (phase retrieval, nonlinear deblurring) as well.
 """
 
 from __future__ import annotations

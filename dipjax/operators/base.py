@@ -15,10 +15,15 @@ shapes are static fields. Every operator provides (the deepinv ``Physics`` / sci
 * ``op.view(x)``: an image as users look at it and as metrics compare it — ``x`` for real images, the magnitude for
   complex ones (below).
 
-Linear operators (:class:`LinearOperator`) also provide ``op.adjoint(y)``: by default the exact transpose that
-``jax.linear_transpose`` derives from ``__call__``, replaced by a closed form where that is cheaper. Every linear
-operator of the task registry is tested for ``<A x, y> = <x, Aᵀ y>`` in float64 and against an independent
-implementation (``tests/test_operators.py`` enumerates the registry).
+Linear operators (:class:`LinearOperator`, ``op.linear`` is True) also provide ``op.adjoint(y)``: by default the
+exact transpose that ``jax.linear_transpose`` derives from ``__call__``, replaced by a closed form where that is
+cheaper. Nonlinear operators (phase retrieval, a blur seen through a camera response) have no adjoint; every operator
+provides ``op.vjp(x, v)``, the vector–Jacobian product ``J_A(x)ᵀ v`` by reverse-mode autodiff, which is all a method
+that fits ``A f_θ(z) ≈ y`` by gradient descent needs. A method that needs ``Aᵀ`` (a closed-form linear step, a
+data-consistency projection) checks ``op.linear`` and refuses a nonlinear operator in one line. Every operator of the
+task registry is tested (``tests/test_operators.py`` enumerates the registry): a linear one for
+``<A x, y> = <x, Aᵀ y>`` in float64 and against an independent implementation, a nonlinear one for its forward model
+against an independent implementation and its vector–Jacobian product against finite differences.
 
 **Data convention.** Images are float32 and channels-last: ``(H, W, C)``, natural images in ``[0, 1]``. A *complex*
 image (MRI) is stored as two real channels ``(H, W, 2)`` = (real, imaginary), the convention deepinv uses, so the
@@ -55,6 +60,8 @@ class Operator:
     in_shape: tuple[int, ...]
     #: True when images are complex, stored as (real, imaginary) channels (see the module docstring).
     complex_image: bool = False
+    #: True for :class:`LinearOperator` s, which have an adjoint.
+    linear: bool = False
 
     def __call__(self, x: jax.Array) -> jax.Array:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -67,6 +74,13 @@ class Operator:
     def init_image(self, y: jax.Array) -> jax.Array:  # pragma: no cover - abstract
         """An image of shape ``in_shape`` made from the measurements alone (see the module docstring)."""
         raise NotImplementedError(f"{type(self).__name__} does not define init_image")
+
+    def vjp(self, x: jax.Array, v: jax.Array) -> jax.Array:
+        """The vector–Jacobian product ``J_A(x)ᵀ v`` (``Re`` pairing for complex measurements), by reverse-mode
+        autodiff; for a linear operator it is ``Aᵀ v`` at every ``x``."""
+        _, pullback = jax.vjp(self.__call__, x)
+        (g,) = pullback(jnp.conj(v) if jnp.iscomplexobj(v) else v)
+        return g
 
     def view(self, x: jax.Array) -> jax.Array:
         """``x`` as users see it and metrics compare it: itself, or the magnitude ``(H, W, 1)`` of a complex image."""
@@ -81,6 +95,8 @@ class Operator:
 
 class LinearOperator(Operator):
     """A linear forward model ``y = A x`` (the deepinv ``LinearPhysics`` / scico ``LinearOperator`` shape)."""
+
+    linear: bool = True
 
     def adjoint(self, y: jax.Array) -> jax.Array:
         """``Aᵀ y`` (``Aᴴ y`` for complex measurements), the exact transpose of ``__call__``. JAX's transpose of a

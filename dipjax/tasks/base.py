@@ -115,9 +115,10 @@ class TaskConfig:
         """``(problem, label)`` of the measured data the task reads (``key`` draws a retrospective mask)."""
         raise NotImplementedError(f"task {self.name} does not read measured data")
 
-    def reference_metrics(self, problem, x) -> dict[str, float]:
-        """Metrics of the estimate ``x`` against a reference the data file ships (fastMRI's ``reconstruction_rss``);
-        empty for simulated data."""
+    def task_metrics(self, problem, x) -> dict[str, float]:
+        """Metrics of the final estimate ``x`` that the task defines beside PSNR/SSIM (``metrics.json`` gets them as
+        ``<name>_final``): fastMRI's scores against the file's reference (``mri --kspace``), the PSNR up to the trivial
+        ambiguities (``pr``); empty by default."""
         return {}
 
     def options(self) -> dict[str, Any]:
@@ -180,6 +181,7 @@ def markdown_table() -> str:
 
 
 def _option_text(f: dataclasses.Field) -> str:
-    text = f"`--{f.name.replace('_', '-')}` = {f.default if f.default != '' else '(none)'}"
+    default = f"{f.default:.4g}" if isinstance(f.default, float) else f.default if f.default != "" else "(none)"
+    text = f"`--{f.name.replace('_', '-')}` = {default}"
     others = [str(c) for c in f.metadata.get("choices") or () if c != f.default]
     return text + (f" (or {', '.join(others)})" if others else "")

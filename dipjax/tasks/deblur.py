@@ -24,7 +24,8 @@ class DeblurConfig(TaskConfig):
         require(self.kernel_size >= 1, "kernel_size", f"must be positive, got {self.kernel_size}")
         require(self.blur_std > 0, "blur_std", f"must be positive, got {self.blur_std}")
 
-    def build_operator(self, key, shape):
+    def blur_operator(self, key, shape) -> Blur:
+        """The linear blur these options describe (``nonlinear_deblur`` composes it with a camera response)."""
         if self.kernel == "gaussian":
             k = gaussian_kernel(self.kernel_size, self.blur_std)
         elif self.kernel == "uniform":
@@ -32,3 +33,6 @@ class DeblurConfig(TaskConfig):
         else:
             k = random_motion_kernel(key, self.kernel_size)
         return Blur(kernel=k, in_shape=shape, boundary=self.boundary)
+
+    def build_operator(self, key, shape):
+        return self.blur_operator(key, shape)

@@ -165,7 +165,7 @@ class MRIConfig(TaskConfig):
         truth = np.sum(np.conj(maps) * np.asarray(ifft2c(kspace)), axis=0)
         return problem.replace(x_true=jnp.asarray(from_complex(truth), jnp.float32)), sl.label
 
-    def reference_metrics(self, problem, x) -> dict[str, float]:
+    def task_metrics(self, problem, x) -> dict[str, float]:
         """fastMRI's scores of ``x`` (magnitude, centre-cropped to the reconstruction size) against the file's
         ``reconstruction_rss`` (:func:`~dipjax.fastmri.evaluate_slice`), on the file's scale; empty without a file
         or without ``reconstruction_rss``."""
