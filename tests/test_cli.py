@@ -65,7 +65,7 @@ def test_bad_inputs_exit_2_with_one_line_and_write_nothing(tmp_path, capsys):
         (base + ["--image", "not-an-image-name"], "no bundled image or file"),
         (["reconstruct", "--task", "dance", "--image", "camera", "--out", out] + SMALL, "invalid choice: 'dance'"),
         (base + ["--image", "camera", "--method", "nope"], "invalid choice: 'nope'"),
-        (base + ["--image", "camera", "--size", "30"], "--size 30 does not fit"),
+        (base + ["--image", "camera", "--size", "31"], "--size 31 does not fit"),
         (base + ["--image", "camera", "--sigma", "-5"], "--sigma must be non-negative"),
         (base + ["--image", "camera", "--sigma", "nan"], "--sigma must be a finite number"),
         (base + ["--image", "camera", "--factor", "8"], "--factor does not apply to task denoise"),
