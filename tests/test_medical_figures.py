@@ -1,4 +1,4 @@
-"""The Figure 1 and Figure 5 scripts end to end at a tiny size (marked slow: about two minutes on 2 CPU cores)."""
+"""The figure scripts (Figures 1, 3 and 5) end to end at a tiny size (marked slow: minutes on 2 CPU cores)."""
 
 import json
 import sys
@@ -41,3 +41,21 @@ def test_fig5_script_tiny_run(tmp_path):
         assert all(np.isfinite(v) for v in row["psnr"].values())
         assert row["methods"]["dip"]["iter_stop"] >= 0
     assert set(m["checks"]["mri"]) == {"sg_dip", "aseq_dip"}
+
+
+@pytest.mark.slow
+def test_fig3_and_fig5_natural_scripts_tiny_runs(tmp_path):
+    import fig3_peak_varies
+    import fig5_natural
+
+    fig3_peak_varies.main(["--quick", "--steps", "20", "--width", "8", "--out", str(tmp_path / "f3")])
+    m = json.loads((tmp_path / "f3" / "metrics.json").read_text())
+    peaks = [m["rows"][name]["iter_peak"] for name in fig3_peak_varies.IMAGES]
+    assert all(1 <= p <= 20 for p in peaks)
+    assert m["checks"]["latest_over_earliest"]["value"] == pytest.approx(max(peaks) / min(peaks))
+    fig5_natural.main(["--quick", "--steps", "10", "--width", "8", "--hio-starts", "2", "--out", str(tmp_path / "f5")])
+    m = json.loads((tmp_path / "f5" / "metrics.json").read_text())
+    assert set(m["rows"]) == {"inpainting", "nonlinear deblurring", "phase retrieval"}
+    assert set(m["rows"]["phase retrieval"]["psnr"]) == {"spectral", "hio", "dip", "dip_final"}
+    assert all(np.isfinite(v) for row in m["rows"].values() for v in row["psnr"].values())
+    assert (tmp_path / "f5" / "figure.png").stat().st_size > 10_000
