@@ -20,7 +20,8 @@ exact transpose that ``jax.linear_transpose`` derives from ``__call__``, replace
 cheaper. Nonlinear operators (phase retrieval, a blur seen through a camera response) have no adjoint; every operator
 provides ``op.vjp(x, v)``, the vector–Jacobian product ``J_A(x)ᵀ v`` by reverse-mode autodiff, which is all a method
 that fits ``A f_θ(z) ≈ y`` by gradient descent needs. A method that needs ``Aᵀ`` (a closed-form linear step, a
-data-consistency projection) checks ``op.linear`` and refuses a nonlinear operator in one line. Every operator of the
+data-consistency projection) must refuse an operator without it in one line (none does today: aSeqDIP's MRI
+data-consistency step asks for the operator's ``data_consistent`` and says so when it is missing). Every operator of the
 task registry is tested (``tests/test_operators.py`` enumerates the registry): a linear one for
 ``<A x, y> = <x, Aᵀ y>`` in float64 and against an independent implementation, a nonlinear one for its forward model
 against an independent implementation and its vector–Jacobian product against finite differences.
