@@ -7,14 +7,20 @@ The task options and the method hyper-parameters are not listed here: they come 
 refused. The arguments become one frozen :class:`~dipjax.run.RunConfig`; ``--dry-run`` prints its resolved form as
 JSON and writes nothing, and ``metrics.json`` records the same.
 
+Every run uses JAX's persistent compilation cache (:mod:`dipjax.compilation_cache`; ``DIPJAX_COMPILATION_CACHE=off``
+turns it off), so a second run of the same configuration does not compile again.
+
 Bad input (missing or unreadable image, unknown task/method/image, an option of another task or method, a value an
 option cannot take, a size the network cannot take, an existing non-empty ``--out`` without ``--overwrite``) ends
 with exit status 2 and one line on stderr naming the problem; everything is checked before anything is written.
+A run whose network output turns non-finite (a learning rate too large, say) ends at the next sync, writes its
+results from the last finite estimate (``diverged_at`` in ``metrics.json``) and exits with status 3 and one line.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -25,6 +31,25 @@ DEMO_OUT = "dipjax-demo"
 
 class UsageError(Exception):
     """A problem with the user's input; reported as one line, exit status 2."""
+
+
+class RunDiverged(Exception):
+    """The network output of some image turned non-finite; its results hold the last finite estimate. Exit status 3."""
+
+
+EXIT_DIVERGED = 3
+
+
+class Interrupted(Exception):
+    """SIGINT or SIGTERM ended the run; exit status 128 + the signal number (130, 143), as a shell reports it."""
+
+    def __init__(self, signum: int, message: str):
+        self.signum = signum
+        super().__init__(message)
+
+
+def _terminate(signum, frame):
+    raise Interrupted(signum, "terminated before the run started; no results were written")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -107,7 +132,14 @@ def _build_parser():
                    help="network levels / upsamplings / layers (method default)")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--out", required=True, help="output folder (one sub-folder per image)")
-    r.add_argument("--overwrite", action="store_true", help="allow writing into an existing non-empty --out")
+    r.add_argument("--overwrite", action="store_true",
+                   help="replace the results of the previous run in --out (only the files that run wrote)")
+    r.add_argument("--checkpoint-every", type=_positive_int, default=None, metavar="N",
+                   help=f"save the run's state to --out/{CHECKPOINT} every N steps (it is always saved when Ctrl-C "
+                        "or SIGTERM ends a run, and removed when the run completes)")
+    r.add_argument("--resume", action="store_true",
+                   help=f"continue the run in --out from its {CHECKPOINT} (the same command, plus --resume; or "
+                        "`dipjax resume OUT`): it ends with the numbers of the uninterrupted run")
     r.add_argument("--dry-run", action="store_true",
                    help="print the resolved configuration as JSON and exit without computing or writing anything")
     color = r.add_mutually_exclusive_group()
@@ -138,19 +170,128 @@ def _build_parser():
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--no-progress", action="store_true")
 
+    res = sub.add_parser("resume", help="continue an interrupted run from its checkpoint: dipjax resume OUT")
+    res.add_argument("out", help="the --out folder of the interrupted run")
     sub.add_parser("tasks", help="print the table of registered tasks and their options (Markdown)")
     sub.add_parser("methods", help="print the table of registered methods: published steps per task, options")
     return p
 
 
-def _check_out(out: str, overwrite: bool) -> None:
+#: What a run keeps in its ``--out`` besides the results: the lock it holds while it runs, and the list of the files
+#: it wrote (which ``--overwrite`` removes, and only those).
+LOCK, MANIFEST, CHECKPOINT = ".dipjax.lock", ".dipjax-run.json", "checkpoint.npz"
+
+
+def _check_out(out: str, overwrite: bool, resume: bool = False) -> None:
+    """Refuse an ``--out`` that cannot be a fresh (or, with ``--overwrite``, a previous run's; with ``--resume``, an
+    interrupted run's) results folder."""
+    if resume and not os.path.isfile(os.path.join(out, CHECKPOINT)):
+        raise UsageError(f"nothing to resume in {out!r}: it holds no {CHECKPOINT}")
+    if not out.strip():
+        raise UsageError("--out must name a folder, got an empty string")
+    if os.path.islink(out) and not os.path.exists(out):
+        raise UsageError(f"--out {out!r} is a symbolic link to {os.readlink(out)!r}, which does not exist")
     if os.path.exists(out) and not os.path.isdir(out):
         raise UsageError(f"--out {out!r} exists and is not a folder")
-    if os.path.isdir(out) and os.listdir(out) and not overwrite:
+    if os.path.isdir(out) and set(os.listdir(out)) - {LOCK, MANIFEST} and not (overwrite or resume):
         raise UsageError(f"output folder {out!r} exists and is not empty; pass --overwrite or choose another --out")
     parent = os.path.dirname(os.path.abspath(out))
     if not os.path.isdir(parent):
         raise UsageError(f"cannot create --out {out!r}: folder {parent!r} does not exist")
+    where = out if os.path.isdir(out) else parent
+    if not os.access(where, os.W_OK | os.X_OK):
+        raise UsageError(f"cannot write into --out {out!r}: no write permission on {where!r}")
+
+
+def _claim_out(out: str, overwrite: bool):
+    """Create ``out``, take its lock (a second run on the same folder exits 2) and, with ``overwrite``, remove the
+    files the previous run there wrote. Returns the open lock file: the lock lasts until it is closed or the
+    process ends."""
+    try:
+        os.makedirs(out, exist_ok=True)
+        lock = open(os.path.join(out, LOCK), "a")
+    except OSError as exc:
+        raise UsageError(f"cannot write into --out {out!r}: {exc.strerror}") from None
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        fcntl = None
+    if fcntl is not None:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            lock.close()
+            raise UsageError(f"another dipjax run is writing into {out!r}; wait for it or choose another --out") \
+                from None
+    if overwrite:
+        _remove_previous_run(out)
+    return lock
+
+
+def _remove_previous_run(out: str) -> None:
+    """Delete the files a previous run listed in ``out``'s manifest, and the folders that leaves empty."""
+    try:
+        with open(os.path.join(out, MANIFEST)) as f:
+            files = json.load(f)["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # no manifest (or not ours): nothing is known to be the previous run's
+    root = os.path.realpath(out)
+    for rel in files:
+        path = os.path.realpath(os.path.join(out, rel))
+        if path.startswith(root + os.sep) and os.path.isfile(path):
+            os.remove(path)
+            folder = os.path.dirname(path)
+            if folder != root and not os.listdir(folder):
+                os.rmdir(folder)
+    os.remove(os.path.join(out, MANIFEST))
+
+
+def _release_out(out: str, lock, remove: bool) -> None:
+    """Give up ``out`` after a run that wrote nothing: close the lock and, if this run created the folder, remove
+    its record, lock and the folder (so a refused run leaves nothing behind)."""
+    lock.close()
+    if remove:
+        for name in (MANIFEST, LOCK):
+            with contextlib.suppress(OSError):
+                os.remove(os.path.join(out, name))
+        with contextlib.suppress(OSError):
+            os.rmdir(out)
+
+
+def _read_manifest(out: str) -> dict:
+    try:
+        with open(os.path.join(out, MANIFEST)) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_manifest(out: str, record: dict, folders: list[str] = ()) -> None:
+    """The run's record in ``out``: its arguments, resolved configuration and the files it wrote (``--overwrite``
+    removes those; ``dipjax resume`` reads the arguments)."""
+    from dipjax.report import write_json
+
+    files = {os.path.relpath(os.path.join(folder, name), out) for folder in folders
+             for name in os.listdir(folder) if not name.startswith(".")}
+    if os.path.exists(os.path.join(out, CHECKPOINT)):
+        files.add(CHECKPOINT)
+    write_json(os.path.join(out, MANIFEST), {**record, "files": sorted(files | set(record.get("files", ())))})
+
+
+def _check_resumable(out: str, config: dict) -> dict:
+    """The interrupted run's record, refused unless its configuration is this command's."""
+    record = _read_manifest(out)
+    saved = {k: v for k, v in record.get("config", {}).items() if k != "command"}
+    from dipjax.report import strict_json
+
+    mine = json.loads(json.dumps(strict_json(config)))
+    mine.pop("command", None)
+    if saved != mine:
+        differ = sorted(k for k in set(saved) | set(mine) if saved.get(k) != mine.get(k))
+        raise UsageError(f"--resume: this command's configuration differs from the run in {out!r} "
+                         f"({', '.join(differ) or 'no record of it'}); repeat that run's command, or use "
+                         f"`dipjax resume {out}`")
+    return record
 
 
 def _option_error(exc) -> UsageError:
@@ -204,8 +345,6 @@ def run_config(args):
 def run_reconstruct(args, argv=None) -> list[dict]:
     """Validate everything, then reconstruct and write one sub-folder per image (or, with ``--dry-run``, print the
     resolved configuration). Returns the metrics (or ``[]`` for a dry run)."""
-    import numpy as np
-
     from dipjax.data import ImageError
     from dipjax.fastmri import FastMRIError
     from dipjax.report import strict_json, write_image_report
@@ -213,15 +352,17 @@ def run_reconstruct(args, argv=None) -> list[dict]:
 
     run = run_config(args)
     if not args.dry_run:
-        _check_out(args.out, args.overwrite)
+        _check_out(args.out, args.overwrite, args.resume)
     try:
         if run.task.reads_file():  # measured data: the file fixes the image size
             problems, labels = run.load_problems()
             shape = tuple(problems[0].x_true.shape)
         else:
             images, labels = run.load_images()
-            if len({im.shape[-1] for im in images}) > 1:  # mixed gray and colour: promote to RGB
-                images = [np.repeat(im, 3, -1) if im.shape[-1] == 1 else im for im in images]
+            if len({im.shape[-1] for im in images}) > 1:  # a batch shares one network shape
+                gray = [lab for lab, im in zip(labels, images) if im.shape[-1] == 1]
+                raise UsageError(f"the batch mixes grayscale ({', '.join(gray)}) and colour images; pass --gray or "
+                                 "--rgb, or run them separately")
             shape = images[0].shape
     except (ImageError, FastMRIError) as exc:
         raise UsageError(str(exc).splitlines()[0]) from None
@@ -245,14 +386,24 @@ def run_reconstruct(args, argv=None) -> list[dict]:
             problems = run.simulate(images, labels)
         except ValueError as exc:
             raise _option_error(exc) from None
+    previous = _check_resumable(args.out, config) if args.resume else {}
+    created = not os.path.exists(args.out)
+    lock = _claim_out(args.out, args.overwrite and not args.resume)
+    argv = list(argv if argv is not None else sys.argv[1:])
+    record = {"argv": [a for a in argv if a not in ("--resume", "--overwrite")], "config": strict_json(config),
+              "files": previous.get("files", [])}
+    _write_manifest(args.out, record)
+    checkpoint = os.path.join(args.out, CHECKPOINT)
     try:
-        result = run.execute(method, problems, progress=not args.no_progress)
-    except ValueError as exc:  # e.g. a method that refuses this task
+        result = run.execute(method, problems, progress=not args.no_progress, interruptible=True,
+                             checkpoint=checkpoint, checkpoint_every=args.checkpoint_every or 0, resume=args.resume)
+    except ValueError as exc:  # e.g. a method that refuses this task, or a checkpoint of another run
+        _release_out(args.out, lock, created and not args.resume)
         raise _option_error(exc) from None
-    os.makedirs(args.out, exist_ok=True)
-    rows = []
+    rows, folders = [], []
     for i, (lab, p) in enumerate(zip(labels, problems)):
         folder = os.path.join(args.out, lab)
+        folders.append(folder)
         index = i if len(problems) > 1 else None
         size = "x".join(map(str, p.image_shape[:2]))
         metrics = write_image_report(folder, p, result, index, label=lab, config=config,
@@ -267,12 +418,28 @@ def run_reconstruct(args, argv=None) -> list[dict]:
               f"peak (oracle) {metrics['psnr_peak_oracle']:.2f} dB @ {metrics['iter_peak_oracle']}{stopped} -> {folder}")
     import jax
 
+    if not result.interrupted and os.path.exists(checkpoint):
+        os.remove(checkpoint)  # the run is complete: nothing to resume
+        record["files"] = [f for f in record["files"] if f != CHECKPOINT]
+    _write_manifest(args.out, record, folders)
+    lock.close()
     print(f"{result.steps} steps in {result.run_seconds:.1f} s (+{result.compile_seconds:.1f} s compile) on "
           f"{jax.default_backend()}; results in {os.path.abspath(args.out)}")
+    if result.interrupted:
+        raise Interrupted(result.interrupted, f"interrupted at iteration {result.steps} of {run.steps}; the results "
+                          f"so far are in {args.out} (metrics.json: complete false); continue with: dipjax resume "
+                          f"{args.out}")
+    diverged = [f"{m['image']} at iteration {m['diverged_at']}" for m in rows if m["diverged_at"]]
+    if diverged:
+        raise RunDiverged(f"the network output turned non-finite ({', '.join(diverged)}); the results hold the last "
+                          "finite estimate (metrics.json: diverged_at); try a smaller learning rate (--lr)")
     return rows
 
 
 def main(argv=None) -> int:
+    import signal
+
+    previous_term = signal.signal(signal.SIGTERM, _terminate)  # the run loop handles both signals itself
     try:
         args = _build_parser().parse_args(argv)
         if args.command == "tasks":
@@ -284,6 +451,15 @@ def main(argv=None) -> int:
 
             print(markdown_table())
         else:
+            from dipjax.compilation_cache import enable_compilation_cache
+
+            enable_compilation_cache()
+            if args.command == "resume":
+                saved = _read_manifest(args.out).get("argv")
+                if not os.path.isfile(os.path.join(args.out, CHECKPOINT)) or not saved:
+                    raise UsageError(f"nothing to resume in {args.out!r}: no {CHECKPOINT} and run record there")
+                argv = list(saved) + ["--resume"]
+                args = _build_parser().parse_args(argv)
             if args.command == "demo":
                 argv = ["reconstruct", "--task", "denoise", "--image", "camera", "--sigma", "25", "--steps",
                         str(args.steps), "--size", str(args.size), "--width", str(args.width), "--seed",
@@ -294,6 +470,18 @@ def main(argv=None) -> int:
     except UsageError as exc:
         print(f"dipjax: error: {exc}", file=sys.stderr)
         return 2
+    except RunDiverged as exc:
+        print(f"dipjax: error: {exc}", file=sys.stderr)
+        return EXIT_DIVERGED
+    except Interrupted as exc:
+        print(f"dipjax: {exc}", file=sys.stderr)
+        return 128 + exc.signum
+    except KeyboardInterrupt:
+        print("dipjax: interrupted before the run started (or by a second Ctrl-C); nothing more was written",
+              file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous_term)
     return 0
 
 

@@ -102,8 +102,8 @@ def to_float_image(a: np.ndarray) -> np.ndarray:
         raise ImageError(f"image array has unsupported dtype {a.dtype}")
     if a.ndim == 2:
         a = a[..., None]
-    if a.ndim != 3 or a.shape[-1] not in (1, 2, 3, 4):
-        raise ImageError(f"expected an (H, W) or (H, W, C) image with C in 1..4, got shape {a.shape}")
+    if a.ndim != 3 or a.shape[-1] not in (1, 2, 3, 4) or a.size == 0:
+        raise ImageError(f"expected a non-empty (H, W) or (H, W, C) image with C in 1..4, got shape {a.shape}")
     if a.shape[-1] == 2:  # gray + alpha
         a = a[..., :1]
     if a.shape[-1] == 4:  # RGBA: drop alpha
@@ -149,10 +149,13 @@ def load_image(spec: str, size: int | None = None, channels: int | None = None) 
 
 
 def save_png(path: str, img) -> None:
-    """Write an image in ``[0, 1]`` (``(H, W)``, ``(H, W, 1)`` or ``(H, W, 3)``) as an 8-bit PNG."""
+    """Write an image in ``[0, 1]`` (``(H, W)``, ``(H, W, 1)`` or ``(H, W, 3)``) as an 8-bit PNG, atomically."""
     import imageio.v3 as iio
+
+    from dipjax.files import atomic_path
 
     a = np.clip(np.asarray(img, np.float32), 0.0, 1.0)
     if a.ndim == 3 and a.shape[-1] == 1:
         a = a[..., 0]
-    iio.imwrite(path, (a * 255.0 + 0.5).astype(np.uint8))
+    with atomic_path(path) as tmp:
+        iio.imwrite(tmp, (a * 255.0 + 0.5).astype(np.uint8), extension=".png")

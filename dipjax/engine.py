@@ -68,8 +68,11 @@ pipeline, which :func:`reconstruct` calls in their place.
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import functools
+import signal
+import threading
 import time
 import warnings
 from typing import Any, Callable, NamedTuple
@@ -78,6 +81,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dipjax.checkpoint import load_checkpoint, save_checkpoint
 from dipjax.monitors import StepView, default_monitors, has_stopper
 
 BATCH_STRATEGIES = ("vmap", "sequential")
@@ -107,6 +111,7 @@ class Result:
     ``history[name][..., k - 1]`` is the value at iteration ``k``. ``summary`` holds the monitors' reports
     (``x_peak_oracle``, ``psnr_peak_oracle``, ``iter_peak_oracle``, ``x_stop``, ``iter_stop``, also attributes);
     everything named ``*_oracle`` was chosen by looking at ``x_true`` and is not something the method could output.
+    ``interrupted`` is the signal number that ended an ``interruptible`` run before ``steps`` (0 otherwise).
     ``state`` is the final method state: one pytree (with a leading batch axis under ``vmap``), or a list with one
     state per image under the ``sequential`` strategy. ``init_seconds`` includes compiling ``init``;
     ``compile_seconds`` is the step's compilation (0 when cached). ``sync_times`` is ``(iteration, seconds since the
@@ -124,6 +129,7 @@ class Result:
     summary: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
     sync_times: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 2)))
     extras: dict = dataclasses.field(default_factory=dict)
+    interrupted: int = 0  # the signal (SIGINT, SIGTERM) that ended an ``interruptible`` run early; 0 if none
 
     @property
     def seconds_per_step(self) -> float:
@@ -302,17 +308,50 @@ def _compile(jitted, args) -> tuple[Any, float]:
     return compiled, time.perf_counter() - t0
 
 
+@contextlib.contextmanager
+def _interrupt_requests(enabled: bool):
+    """While active, SIGINT and SIGTERM set ``flag["signal"]`` instead of ending the process, so the run loop can
+    stop at the next step boundary (a second signal raises KeyboardInterrupt at once). Only in the main thread,
+    where Python delivers signals; elsewhere, and when not ``enabled``, nothing changes."""
+    flag = {"signal": 0}
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def handler(signum, frame):
+        if flag["signal"]:
+            raise KeyboardInterrupt
+        flag["signal"] = signum
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield flag
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
 def reconstruct(method, problem, key, steps: int, *, stopper=None, monitor=None, track_ssim: bool = True,
                 batch: str | None = None, loop: str | None = None, independent_keys: bool = False,
                 progress: bool = False, sync_every: int | None = None, stop_early: bool = False,
-                desc: str | None = None) -> Result:
+                desc: str | None = None, interruptible: bool = False, checkpoint: str | None = None,
+                checkpoint_every: int = 0, resume: bool = False) -> Result:
     """Run ``steps`` iterations of ``method`` on ``problem`` (one problem, or a batch with a leading axis).
 
     ``monitor``: what to compute beside the method (default :func:`~dipjax.monitors.default_monitors`: PSNR, SSIM
     unless ``track_ssim=False``, the oracle peak); ``stopper``: an early-stopping rule (:mod:`dipjax.stopping`)
-    added to it; with ``stop_early=True`` the run ends once every image's rule has fired (checked at syncs).
+    added to it; with ``stop_early=True`` the run ends once every image's rule has fired (checked at syncs). With
+    the default monitors the run also ends at the first sync at which every image has diverged (a non-finite
+    estimate or network output: ``summary["iter_diverged"]``, and ``summary["x_last_finite"]`` the last finite
+    estimate).
     ``batch``/``loop``: execution strategy (default :func:`default_strategy`). ``sync_every``: steps between host
     syncs (default ``min(100, max(1, steps // 20))``). ``progress``: a tqdm bar with loss and PSNR (batch means).
+    ``interruptible=True`` (the CLI's choice): SIGINT or SIGTERM end the run at the next step boundary with
+    everything up to it synced, and ``Result.interrupted`` names the signal.
+
+    ``checkpoint``: a file (:mod:`dipjax.checkpoint`) written at the first sync after every ``checkpoint_every``
+    steps (0: never on a schedule) and when a signal ends the run; ``resume=True`` continues from it (a run of the
+    same method, problem, key and ``steps``; the result is bit for bit that of the uninterrupted run).
     """
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps <= 0:
         raise ValueError(f"steps must be a positive integer, got {steps!r}")
@@ -334,6 +373,8 @@ def reconstruct(method, problem, key, steps: int, *, stopper=None, monitor=None,
         monitor = chain(monitor, stopper)
     if stop_early and not has_stopper(monitor):
         raise ValueError("stop_early needs an early-stopping rule (stopper=...)")
+    if (resume or checkpoint_every) and checkpoint is None:
+        raise ValueError("resume and checkpoint_every need a checkpoint file (checkpoint=...)")
     sync_every = int(sync_every or min(100, max(1, steps // 20)))
     n_images = problem.batch_size
     batched = n_images is not None
@@ -371,29 +412,46 @@ def reconstruct(method, problem, key, steps: int, *, stopper=None, monitor=None,
     lead = (n_images,) if batched else ()
     history = {k: np.full(lead + (steps,), np.nan, np.float32) for k in names}
     bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=steps, desc=desc or method.name, leave=False, dynamic_ncols=True)
     sync_times = []
     t_run = time.perf_counter()
     t = last_sync = 0
-    with warnings.catch_warnings():
+    if resume:
+        t, carries = load_checkpoint(checkpoint, carries, history, steps)
+        if use_scan and t % sync_every and steps - t >= sync_every:
+            raise ValueError(f"the checkpoint is at step {t}, not a multiple of sync_every = {sync_every}: resume "
+                             "it with the strategy and sync_every that wrote it")
+        last_sync = t
+    saved = t
+    with warnings.catch_warnings(), _interrupt_requests(interruptible) as interrupt:
         warnings.filterwarnings("ignore", message=".*donated buffers were not usable.*")
+        if progress:  # shown once signals are handled: from then on, Ctrl-C ends the run cleanly
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=steps, initial=t, desc=desc or method.name, leave=False, dynamic_ncols=True)
         while t < steps:
             chunk = use_scan and steps - t >= sync_every
             for i, (p, _, k_run) in enumerate(slots):
                 carries[i] = run_scan(carries[i], p, k_run, np.int32(t)) if chunk else \
                     run_step(carries[i], p, k_run, np.int32(t))
             t += sync_every if chunk else 1
-            if t - last_sync >= sync_every or t == steps:
+            if interrupt["signal"] and t < steps:
+                _read_history(carries, history, last_sync, t, prog.history_length, vmapped, batched)
+                if checkpoint is not None:
+                    save_checkpoint(checkpoint, carries, history, t, steps)
+                break
+            if t % sync_every == 0 or t == steps:  # multiples of sync_every: the same syncs after a resume
                 _read_history(carries, history, last_sync, t, prog.history_length, vmapped, batched)
                 last_sync = t
                 sync_times.append((t, time.perf_counter() - t_run))
                 if bar is not None:
                     _update_bar(bar, history, t)
+                if checkpoint_every and t // checkpoint_every > saved // checkpoint_every and t < steps:
+                    save_checkpoint(checkpoint, carries, history, t, steps)
+                    saved = t
                 if stop_early and all(bool(np.all(jax.device_get(prog.stopped(c)))) for c in carries):
                     break
+                if "finite" in history and np.all(history["finite"][..., t - 1] == 0):
+                    break  # every image has diverged (FiniteGuard's flag stays 0 once it drops): the rest is NaN
     jax.block_until_ready(carries)
     run_seconds = time.perf_counter() - t_run
     if bar is not None:
@@ -408,7 +466,7 @@ def reconstruct(method, problem, key, steps: int, *, stopper=None, monitor=None,
     return Result(x_final=x_final, history={k: v[..., :t] for k, v in history.items()}, steps=t,
                   compile_seconds=compile_seconds, init_seconds=init_seconds, run_seconds=run_seconds,
                   strategy=(batch, loop), state=states[0] if len(states) == 1 else states, summary=summary,
-                  sync_times=np.asarray(sync_times, np.float64).reshape(-1, 2))
+                  sync_times=np.asarray(sync_times, np.float64).reshape(-1, 2), interrupted=interrupt["signal"] if t < steps else 0)
 
 
 def _read_history(carries, history, start, stop, buffer, vmapped, batched):

@@ -13,6 +13,11 @@ def psnr(x, ref, data_range: float = 1.0):
     return 10.0 * jnp.log10(data_range**2 / mse)
 
 
+#: SSIM's Gaussian window: σ = 1.5 truncated at 3.5 σ, 11 taps; images need sides of at least that many pixels.
+SSIM_SIGMA, SSIM_TRUNCATE = 1.5, 3.5
+SSIM_MIN_SIDE = 2 * int(SSIM_TRUNCATE * SSIM_SIGMA + 0.5) + 1
+
+
 def _gaussian_taps(sigma: float, truncate: float):
     radius = int(truncate * sigma + 0.5)
     r = jnp.arange(-radius, radius + 1, dtype=jnp.float32)
@@ -27,7 +32,7 @@ def _filter_valid(img, taps):
     return sum(taps[i] * rows[..., :, i : img.shape[-1] - k + 1 + i] for i in range(k))
 
 
-def ssim(x, ref, data_range: float = 1.0, sigma: float = 1.5, k1: float = 0.01, k2: float = 0.03):
+def ssim(x, ref, data_range: float = 1.0, sigma: float = SSIM_SIGMA, k1: float = 0.01, k2: float = 0.03):
     """Structural similarity (Wang et al. 2004) with an 11-tap Gaussian window (σ = 1.5), population covariances.
 
     Matches ``skimage.metrics.structural_similarity(x, ref, channel_axis=-1, gaussian_weights=True, sigma=1.5,
@@ -37,7 +42,10 @@ def ssim(x, ref, data_range: float = 1.0, sigma: float = 1.5, k1: float = 0.01, 
     """
     x = jnp.moveaxis(jnp.asarray(x, jnp.float32), -1, -3)  # (..., C, H, W)
     ref = jnp.moveaxis(jnp.asarray(ref, jnp.float32), -1, -3)
-    taps = _gaussian_taps(sigma, 3.5)
+    taps = _gaussian_taps(sigma, SSIM_TRUNCATE)
+    if min(x.shape[-2:]) < taps.shape[0]:
+        raise ValueError(f"SSIM's {taps.shape[0]}-pixel window needs images of at least {taps.shape[0]}x"
+                         f"{taps.shape[0]}, got {x.shape[-2]}x{x.shape[-1]}")
     mu_x, mu_y = _filter_valid(x, taps), _filter_valid(ref, taps)
     var_x = _filter_valid(x * x, taps) - mu_x**2
     var_y = _filter_valid(ref * ref, taps) - mu_y**2

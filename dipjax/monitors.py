@@ -10,8 +10,8 @@ A monitor is a frozen dataclass with
   1-based;
 * ``stopped(state)``: for early-stopping rules only, a boolean scalar — the rule has fired.
 
-:func:`chain` composes monitors into one. The engine's default is ``chain(ImageQuality(), OraclePeak())`` when the
-ground truth is known; an early-stopping rule from :mod:`dipjax.stopping` is appended to it.
+:func:`chain` composes monitors into one. The engine's default is ``chain(ImageQuality(), OraclePeak(),
+FiniteGuard())``; an early-stopping rule from :mod:`dipjax.stopping` is appended to it.
 
 What monitors look at (:class:`StepView`): ``estimate`` — what the method reports now, compared with the truth as
 :func:`quality_image` makes it (its :meth:`~dipjax.operators.Operator.view`, clipped to [0, 1], the same for every
@@ -120,6 +120,36 @@ class OraclePeak:
                 "iter_peak_oracle": state.t_peak + 1}
 
 
+class FiniteState(NamedTuple):
+    x_last_finite: jax.Array
+    t_diverged: jax.Array  # 0-based step of the first non-finite estimate or output; -1 while all are finite
+
+
+@dataclasses.dataclass(frozen=True)
+class FiniteGuard:
+    """Divergence, watched on the device: the metric ``finite`` (1 while the step's estimate and network output are
+    finite, 0 from the first non-finite value on) and the last finite estimate. The engine reads ``finite`` with the
+    rest of the history at every sync (no extra host round trip) and ends the run when every image has diverged.
+    Summary: ``x_last_finite`` and ``iter_diverged`` (the 1-based iteration whose estimate was first non-finite;
+    0 when the run stayed finite)."""
+
+    name: str = "finite"
+
+    def init(self, view):
+        return FiniteState(view.estimate, jnp.asarray(-1, jnp.int32))
+
+    def update(self, state, view):
+        ok = jnp.all(jnp.isfinite(view.estimate)) & jnp.all(jnp.isfinite(view.out))
+        alive = state.t_diverged < 0
+        x = jnp.where(ok & alive, view.estimate, state.x_last_finite)
+        t = jnp.where(alive & ~ok, view.t, state.t_diverged)
+        return FiniteState(x, t), {"finite": (ok & alive).astype(jnp.float32)}
+
+    def summary(self, state):
+        return {"x_last_finite": state.x_last_finite,
+                "iter_diverged": jnp.where(state.t_diverged < 0, 0, state.t_diverged + 1)}
+
+
 @dataclasses.dataclass(frozen=True)
 class Chain:
     """Several monitors run as one: a tuple of states, merged metrics and summaries (names must not clash); it has
@@ -175,6 +205,7 @@ def chain(*monitors) -> Chain:
 
 
 def default_monitors(track_ssim: bool = True, stopper=None) -> Chain:
-    """PSNR (and SSIM), the oracle peak, and ``stopper`` if given (each does nothing without ground truth, except the
-    stopper)."""
-    return chain(ImageQuality(ssim=track_ssim), OraclePeak(), *((stopper,) if stopper is not None else ()))
+    """PSNR (and SSIM), the oracle peak, the divergence guard, and ``stopper`` if given (the first two do nothing
+    without ground truth)."""
+    return chain(ImageQuality(ssim=track_ssim), OraclePeak(), FiniteGuard(),
+                 *((stopper,) if stopper is not None else ()))

@@ -26,8 +26,9 @@ def plot_curve(path: str, history: dict, title: str = "", psnr_input: float | No
         ax = axes[0]
         p = np.asarray(history["psnr"])
         ax.plot(it, p, lw=1, label="PSNR of the estimate")
-        i = int(np.nanargmax(p))
-        ax.plot(it[i], p[i], "o", color="C3", label=f"peak (oracle) {p[i]:.2f} dB @ {it[i]}")
+        if np.isfinite(p).any():  # a run that diverged at once has no finite PSNR
+            i = int(np.nanargmax(p))
+            ax.plot(it[i], p[i], "o", color="C3", label=f"peak (oracle) {p[i]:.2f} dB @ {it[i]}")
         if psnr_input is not None:
             ax.axhline(psnr_input, color="gray", ls="--", lw=1, label=f"input {psnr_input:.2f} dB")
         if iter_stop is not None:
@@ -38,5 +39,8 @@ def plot_curve(path: str, history: dict, title: str = "", psnr_input: float | No
         ax.legend(fontsize=8, loc="lower right")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    from dipjax.files import atomic_path
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)

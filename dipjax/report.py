@@ -15,6 +15,7 @@ import jax
 import numpy as np
 
 from dipjax.data import save_png
+from dipjax.files import atomic_path
 from dipjax.metrics import psnr, ssim
 from dipjax.monitors import quality_image, truth_image
 from dipjax.plotting import plot_curve
@@ -36,8 +37,10 @@ def strict_json(value):
 
 
 def write_json(path: str, value) -> None:
-    with open(path, "w") as f:
-        json.dump(strict_json(value), f, indent=1, allow_nan=False)
+    """``value`` as strict JSON (:func:`strict_json`), written atomically (:func:`~dipjax.files.atomic_path`)."""
+    text = json.dumps(strict_json(value), indent=1, allow_nan=False)
+    with atomic_path(path) as tmp, open(tmp, "w") as f:
+        f.write(text)
 
 
 def image_metrics(x, problem) -> dict[str, float]:
@@ -56,9 +59,15 @@ def image_result(result, i: int | None):
 def write_image_report(folder: str, problem, result, i: int | None, *, label: str, config: dict[str, Any],
                        title: str, evaluate=None) -> dict[str, Any]:
     """Write one image's files into ``folder`` and return its metrics (also written as ``metrics.json``);
-    ``evaluate(x)`` adds the task's own metrics of the final estimate (:meth:`~dipjax.tasks.TaskConfig.task_metrics`)."""
+    ``evaluate(x)`` adds the task's own metrics of the final estimate (:meth:`~dipjax.tasks.TaskConfig.task_metrics`).
+    A run that diverged (``iter_diverged`` in the summary) reports its last finite estimate: ``diverged_at`` is the
+    first non-finite iteration and ``estimate_iteration`` the iteration ``estimate.png`` shows. ``complete`` is false
+    for a run a signal ended early (:attr:`~dipjax.engine.Result.interrupted`)."""
     os.makedirs(folder, exist_ok=True)
     x_final, history, summary = image_result(result, i)
+    diverged_at = int(summary.get("iter_diverged", 0)) or None
+    if diverged_at:  # the network output turned non-finite: report the last finite estimate
+        x_final = summary["x_last_finite"]
     degraded = np.asarray(problem.operator.display(problem.y))
     save_png(os.path.join(folder, "estimate.png"), quality_image(x_final, problem))
     save_png(os.path.join(folder, "degraded.png"), degraded)
@@ -73,6 +82,8 @@ def write_image_report(folder: str, problem, result, i: int | None, *, label: st
         "seconds": result.run_seconds, "compile_seconds": result.compile_seconds,
         "init_seconds": result.init_seconds, "seconds_per_step": result.seconds_per_step,
         "strategy": list(result.strategy), "backend": jax.default_backend(),
+        "diverged_at": diverged_at, "estimate_iteration": diverged_at - 1 if diverged_at else result.steps,
+        "complete": not result.interrupted,
     }
     if "x_stop" in summary:
         save_png(os.path.join(folder, "stopped.png"), quality_image(summary["x_stop"], problem))

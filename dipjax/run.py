@@ -22,6 +22,7 @@ import jax
 from dipjax.data import image_label, load_image
 from dipjax.engine import default_strategy, reconstruct
 from dipjax.methods import build_method, default_steps, describe, get_method, resolve_preset
+from dipjax.metrics import SSIM_MIN_SIDE
 from dipjax.problem import stack_problems
 from dipjax.stopping import ExponentialMovingVariance, WindowedMovingVariance
 from dipjax.tasks import TaskConfig, degradation_key
@@ -65,6 +66,10 @@ class RunConfig:
         for name in ("size", "stop_window", "stop_patience"):
             v = getattr(self, name)
             require(isinstance(v, int) and v > 0, name, f"must be a positive integer, got {v!r}")
+        require(self.size >= SSIM_MIN_SIDE, "size",
+                f"must be at least {SSIM_MIN_SIDE} (SSIM's window), got {self.size}")
+        require(isinstance(self.seed, int) and 0 <= self.seed < 2**63, "seed",
+                f"must be an integer from 0 to 2^63 - 1, got {self.seed!r}")
         require(self.channels in (None, 1, 3), "channels", f"must be 1, 3 or None, got {self.channels!r}")
         require(self.stop in (None, *STOPPERS), "stop", f"must be one of {', '.join(STOPPERS)}, got {self.stop!r}")
         require(not self.stop_early or self.stop is not None, "stop_early", "needs an early-stopping rule (--stop)")
@@ -98,9 +103,12 @@ class RunConfig:
             return ExponentialMovingVariance(patience=self.stop_patience)
         return None
 
-    def simulate(self, images, labels):
-        """One simulated problem per image, each degraded by the key of (seed, label)."""
-        return [self.task.simulate(degradation_key(self.seed, lab), x) for x, lab in zip(images, labels)]
+    def simulate(self, images, labels=None):
+        """One simulated problem per image of :meth:`load_images`, each degraded by the key of (seed, image name):
+        an image given twice gets the same degradation in both folders, as it would alone. (``labels`` is
+        not used; it is accepted for older callers.)"""
+        names = [image_label(spec) for spec in self.images]
+        return [self.task.simulate(degradation_key(self.seed, name), x) for x, name in zip(images, names)]
 
     def load_problems(self):
         """``(problems, labels)``: the task's measured data when it reads a file (``mri --kspace``; its mask drawn
@@ -111,12 +119,15 @@ class RunConfig:
         images, labels = self.load_images()
         return self.simulate(images, labels), labels
 
-    def execute(self, method, problems, *, progress: bool = False):
-        """Run ``method`` on the problems (one batch) with this configuration."""
+    def execute(self, method, problems, *, progress: bool = False, **engine_options):
+        """Run ``method`` on the problems (one batch) with this configuration; ``engine_options`` are the run's
+        handling (``interruptible``, ``checkpoint``, ``checkpoint_every``, ``resume``: :func:`~dipjax.engine.reconstruct`),
+        which do not change its numbers."""
         problem = problems[0] if len(problems) == 1 else stack_problems(problems)
         return reconstruct(method, problem, jax.random.key(self.seed), self.steps, stopper=self.stopper(),
                            batch=self.batch, loop=self.loop, independent_keys=self.independent_keys,
-                           progress=progress, stop_early=self.stop_early, track_ssim=self.track_ssim)
+                           progress=progress, stop_early=self.stop_early, track_ssim=self.track_ssim,
+                           **engine_options)
 
     def resolved(self, method) -> dict[str, Any]:
         """The whole configuration as JSON-ready values: task options, the method's hyper-parameters (after preset

@@ -1,5 +1,20 @@
+import os
+
 import jax
 import pytest
+
+
+@pytest.fixture(autouse=True, scope="session")
+def no_persistent_compilation_cache():
+    """The CLI turns JAX's persistent compilation cache on; the suite runs without it (no files in the user's cache
+    folder, and every test compiles what it runs). tests/test_compilation_cache.py turns it on in a subprocess."""
+    previous = os.environ.get("DIPJAX_COMPILATION_CACHE")
+    os.environ["DIPJAX_COMPILATION_CACHE"] = "off"
+    yield
+    if previous is None:
+        os.environ.pop("DIPJAX_COMPILATION_CACHE")
+    else:
+        os.environ["DIPJAX_COMPILATION_CACHE"] = previous
 
 
 @pytest.fixture

@@ -59,6 +59,8 @@ def test_bad_inputs_exit_2_with_one_line_and_write_nothing(tmp_path, capsys):
     base = ["reconstruct", "--task", "denoise", "--out", out] + SMALL
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"\x89PNG not really")
+    empty = tmp_path / "empty.npy"
+    np.save(empty, np.zeros((0, 64, 3), np.float32))
     cases = [
         (base + ["--image", str(tmp_path / "missing.png")], "no bundled image or file"),
         (base + ["--image", str(broken)], "cannot read image file"),
@@ -74,6 +76,15 @@ def test_bad_inputs_exit_2_with_one_line_and_write_nothing(tmp_path, capsys):
         (base + ["--image", "camera", "--steps", "-3"], "expected a positive integer"),
         (["reconstruct", "--task", "cs", "--ratio", "1", "--image", "astronaut", "--size", "256", "--out", out],
          "too large"),
+        (base + ["--image", "camera", "--size", "8"], "--size must be at least 11 (SSIM's window)"),
+        (base + ["--image", str(empty)], "non-empty"),
+        (base + ["--image", "camera", "--seed", str(2**63)], "--seed must be an integer from 0 to 2^63 - 1"),
+        (base + ["--image", "camera", "--image", "astronaut"], "mixes grayscale (camera) and colour"),
+        (base + ["--image", "camera", "--blur-std", "nan"], "--blur-std does not apply to task denoise"),
+        (base[:2] + ["deblur"] + base[3:] + ["--image", "camera", "--blur-std", "nan"],
+         "--blur-std must be a finite number"),
+        (base + ["--image", "camera", "--lr", "inf"], "--lr must be a finite number"),
+        (base + ["--image", "camera", "--out", ""], "--out must name a folder"),
     ]
     for argv, expected in cases:
         _fails(capsys, argv, expected)
@@ -82,6 +93,15 @@ def test_bad_inputs_exit_2_with_one_line_and_write_nothing(tmp_path, capsys):
     (tmp_path / "out" / "keep.txt").write_text("user data")
     _fails(capsys, base + ["--image", "camera"], "not empty; pass --overwrite")
     assert os.listdir(out) == ["keep.txt"]
+
+
+def test_an_image_given_twice_gets_the_same_degradation(tmp_path):
+    out = tmp_path / "twice"
+    assert main(["reconstruct", "--task", "inpaint", "--image", "camera", "--image", "camera", "--out", str(out)]
+                + SMALL[:-3] + ["--steps", "2", "--no-progress"]) == 0
+    first, second = (json.loads((out / d / "metrics.json").read_text()) for d in ("camera", "camera-1"))
+    assert first["psnr_input"] == second["psnr_input"]
+    assert (out / "camera" / "degraded.png").read_bytes() == (out / "camera-1" / "degraded.png").read_bytes()
 
 
 def test_console_script_exit_code_without_traceback(tmp_path):

@@ -91,7 +91,7 @@ def test_same_key_same_result_and_different_key_differs():
 def test_history_oracle_and_timings():
     p, method = _problems(names=["camera"])[0], _dip()
     r = reconstruct(method, p, jax.random.key(0), 40, sync_every=7)  # syncs do not divide the run
-    assert set(r.history) == {"loss", "psnr", "ssim"} and all(v.shape == (40,) for v in r.history.values())
+    assert set(r.history) == {"loss", "psnr", "ssim", "finite"} and all(v.shape == (40,) for v in r.history.values())
     assert np.all(np.isfinite(r.history["psnr"]))
     assert r.run_seconds > 0
     np.testing.assert_array_equal(r.sync_times[:, 0], [7, 14, 21, 28, 35, 40])
@@ -177,7 +177,7 @@ def test_stopper_hook_returns_named_iterate_and_exits_early():
 def test_own_loop_with_the_jitted_programs_equals_reconstruct():
     p, method = _problems(names=["camera"])[0], _dip()
     prog = make_program(method, default_monitors(), p)
-    assert prog.names == ("loss", "psnr", "ssim") and prog.history_length == 100
+    assert prog.names == ("finite", "loss", "psnr", "ssim") and prog.history_length == 100
     init_key, run_key = jax.random.split(jax.random.key(3))
     carry = prog.init(init_key, p)
     for t in range(10):
@@ -193,8 +193,8 @@ def test_monitors_compose_and_record_what_they_name():
     p, method = _problems(names=["camera"])[0], _dip(width=4, scales=2)
     r = reconstruct(method, p, jax.random.key(0), 12, monitor=chain(ImageQuality(ssim=False), OraclePeak()))
     assert set(r.history) == {"loss", "psnr"}
-    r = reconstruct(method, p.replace(x_true=None), jax.random.key(0), 12)  # no truth: no metrics, no oracle
-    assert set(r.history) == {"loss"} and r.psnr_peak_oracle is None
+    r = reconstruct(method, p.replace(x_true=None), jax.random.key(0), 12)  # no truth: no quality, no oracle
+    assert set(r.history) == {"loss", "finite"} and r.psnr_peak_oracle is None  # (the divergence guard stays)
     with pytest.raises(ValueError, match="distinct names"):
         chain(OraclePeak(), OraclePeak())
 

@@ -160,6 +160,10 @@ def test_every_registered_task_operator_matches_its_reference(x64):
         np.testing.assert_allclose(batch[1], op(2 * x), rtol=1e-12, err_msg=name)
         grads = jax.vmap(op.vjp)(jnp.stack([x, 2 * x]), jnp.stack([y, y]))
         np.testing.assert_allclose(grads[1], op.vjp(2 * x, y), rtol=1e-10, atol=1e-12, err_msg=name)
+        h, w, c = op.in_shape
+        for wrong in ((2 * h, 2 * w, c), (h, w, c + 1), (h, w)):  # never plausible-looking measurements
+            with pytest.raises(ValueError, match="takes images of shape"):
+                op(jnp.zeros(wrong))
 
 
 def test_init_image_keeps_intensities():

@@ -196,7 +196,9 @@ class OESMask(StaticArray):
                 flat["z"] = tree
             else:
                 flat.update({"/".join((group,) + k): v for k, v in traverse_util.flatten_dict(tree).items()})
-        with open(path, "wb") as f:
+        from dipjax.files import atomic_path
+
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.savez(f, **flat)
 
     @classmethod

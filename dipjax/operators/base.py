@@ -38,6 +38,8 @@ adjoint of a complex-valued map of a two-channel image is the transpose that ``j
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 
@@ -66,6 +68,24 @@ class Operator:
 
     def __call__(self, x: jax.Array) -> jax.Array:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def __init_subclass__(cls, **kwargs):
+        """Every subclass's ``__call__`` checks the image shape first (at trace time: no cost in a compiled step), so
+        an image of the wrong size is refused with its shape instead of giving plausible-looking measurements."""
+        super().__init_subclass__(**kwargs)
+        call = cls.__dict__.get("__call__")
+        if call is None or getattr(call, "_checks_shape", False):
+            return
+
+        @functools.wraps(call)
+        def checked_call(self, x, *args, **kw):
+            if tuple(jnp.shape(x)) != tuple(self.in_shape):
+                raise ValueError(f"{type(self).__name__} takes images of shape {tuple(self.in_shape)}, got "
+                                 f"{tuple(jnp.shape(x))}")
+            return call(self, x, *args, **kw)
+
+        checked_call._checks_shape = True
+        cls.__call__ = checked_call
 
     @property
     def out_shape(self) -> tuple[int, ...]:
