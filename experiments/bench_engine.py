@@ -27,12 +27,14 @@ from dipjax.methods import DIP
 from dipjax.networks import skip_net
 from dipjax.operators import Denoising, gaussian_noise
 from dipjax.problem import make_problem, stack_problems
+from dipjax.xla_flags import apply_default_flags
 
 STRATEGIES = [("sequential", "host"), ("vmap", "host"), ("sequential", "scan"), ("vmap", "scan")]
 OUT = os.path.join(os.path.dirname(__file__), "results", "bench_engine")
 
 
 def main(argv=None):
+    apply_default_flags()  # dipjax's XLA options, set before JAX starts (dipjax/xla_flags.py)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--size", type=int, default=64)

@@ -25,6 +25,7 @@ from dipjax.engine import reconstruct
 from dipjax.methods import DIP
 from dipjax.networks import skip_net
 from dipjax.tasks import degradation_key, task_config
+from dipjax.xla_flags import apply_default_flags
 
 OUT = os.path.join(os.path.dirname(__file__), "results", "bench_history")
 
@@ -38,6 +39,7 @@ def stretch_seconds(sync_times: np.ndarray, start: int, stop: int) -> float:
 
 
 def main(argv=None):
+    apply_default_flags()  # dipjax's XLA options, set before JAX starts (dipjax/xla_flags.py)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=20_000)
     ap.add_argument("--window", type=int, default=1000, help="steps compared at the start and at the end")

@@ -21,6 +21,8 @@ Protocol, per image size:
 * ``dipjax step``: the method's jitted step alone (what PyTorch's loop does); ``dipjax engine``: the same steps
   through :func:`dipjax.engine.reconstruct` with its default monitors (PSNR, SSIM, oracle peak) and the engine's
   default strategy — what a user of ``dipjax reconstruct`` pays;
+* XLA runs with dipjax's options (:mod:`dipjax.xla_flags`; ``DIPJAX_XLA_DEFAULTS=off`` for XLA's own), recorded as
+  ``xla_flags``;
 * FLOPs: the multiply–adds of every convolution in the jitted step's program (forward, input gradients and weight
   gradients, read from the jaxpr: ``2 · |output| · C_in/groups · k_h · k_w`` each), so achieved GFLOP/s compare
   against the same count on both sides.
@@ -51,6 +53,7 @@ from dipjax.networks.layers import count_params
 from dipjax.operators import Denoising, gaussian_noise
 from dipjax.problem import make_problem
 from dipjax.report import write_json
+from dipjax.xla_flags import apply_default_flags
 
 OUT = os.path.join(os.path.dirname(__file__), "results", "bench_step")
 SIGMA_P = 1 / 30  # DIP's input perturbation at σ = 25 (the denoising preset)
@@ -267,6 +270,7 @@ def plot(result, path):
 
 
 def main(argv=None):
+    apply_default_flags()  # dipjax's XLA options, set before JAX starts (dipjax/xla_flags.py)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="256,512", help="comma-separated image sides (256,512)")
     ap.add_argument("--width", type=int, default=128)
@@ -299,6 +303,7 @@ def main(argv=None):
               "torch": None if torch is None else torch.__version__,
               "torch_device": args.torch_device, "torch_threads": None if torch is None else torch.get_num_threads(),
               "cpu_count": os.cpu_count(), "machine": platform.machine(), "width": args.width,
+              "xla_flags": os.environ.get("XLA_FLAGS", ""),
               "command": " ".join(["python", "experiments/bench_step.py"] + (argv if argv is not None else sys.argv[1:])),
               "protocol": {"warmup": args.warmup, "rounds": args.rounds, "block": args.block,
                            "sigma_p": SIGMA_P, "lr": 0.01}, "rows": rows}

@@ -44,6 +44,7 @@ from dipjax.operators import Denoising, salt_and_pepper  # noqa: E402
 from dipjax.problem import make_problem  # noqa: E402
 from dipjax.regularizers import residual_norm  # noqa: E402
 from dipjax.tasks import degradation_key  # noqa: E402
+from dipjax.xla_flags import apply_default_flags  # noqa: E402
 
 OUT = os.path.join(os.path.dirname(__file__), "results", "dop_salt_pepper")
 IMAGES = ("astronaut", "cat", "coffee")
@@ -61,6 +62,7 @@ class DIPL1(DIP):
 
 
 def main(argv=None):
+    apply_default_flags()  # dipjax's XLA options, set before JAX starts (dipjax/xla_flags.py)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="1 image, 200 steps")
     ap.add_argument("--amount", type=float, default=0.3, help="fraction of corrupted entries (0.3)")

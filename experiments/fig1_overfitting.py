@@ -39,6 +39,7 @@ from dipjax.methods import build_method
 from dipjax.metrics import psnr
 from dipjax.monitors import quality_image, truth_image
 from dipjax.tasks import degradation_key, task_config
+from dipjax.xla_flags import apply_default_flags
 from medical_figure import add_common_arguments, mri_task, output_paths, resolve_defaults, write_results
 
 
@@ -118,6 +119,7 @@ def plot(results, path):
 
 
 def main(argv=None):
+    apply_default_flags()  # dipjax's XLA options, set before JAX starts (dipjax/xla_flags.py)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=None, help="denoising image side (128; 64 with --quick)")
     ap.add_argument("--width", type=int, default=None, help="denoising skip-net width (64; 32 with --quick)")

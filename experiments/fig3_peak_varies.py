@@ -31,6 +31,7 @@ from dipjax.methods import build_method
 from dipjax.metrics import psnr
 from dipjax.problem import stack_problems
 from dipjax.tasks import degradation_key, task_config
+from dipjax.xla_flags import apply_default_flags
 from medical_figure import output_paths, resolve_defaults, write_results
 
 IMAGES = ("chelsea", "coffee", "astronaut", "rocket")
@@ -87,6 +88,7 @@ def plot(rows, args, path):
 
 
 def main(argv=None):
+    apply_default_flags()  # dipjax's XLA options, set before JAX starts (dipjax/xla_flags.py)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="a small run of minutes (see the module docstring)")
     ap.add_argument("--size", type=int, default=None, help="image side (128; 64 with --quick)")

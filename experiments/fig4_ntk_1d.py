@@ -41,6 +41,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from dipjax.stopping import windowed_moving_variance  # noqa: E402
 from dipjax.theory import empirical_ntk, filter_recursion, stax, train_gradient_descent  # noqa: E402
 from dipjax.theory.early_stopping import predicted_wmv, wmv_detection  # noqa: E402
+from dipjax.xla_flags import apply_default_flags  # noqa: E402
 
 OUT = os.path.join(os.path.dirname(__file__), "results", "fig4_ntk_1d")
 
@@ -96,6 +97,7 @@ def _rounded(obj):
 
 def main(argv=None):
     """Runs in float64 (the kernel's spectrum spans many decades) without changing the caller's x64 setting."""
+    apply_default_flags()  # dipjax's XLA options, set before JAX starts (dipjax/xla_flags.py)
     with jax.enable_x64(True):
         return _main(argv)
 

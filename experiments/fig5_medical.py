@@ -50,6 +50,7 @@ from dipjax.metrics import psnr
 from dipjax.monitors import quality_image, truth_image
 from dipjax.stopping import WindowedMovingVariance
 from dipjax.tasks import degradation_key, task_config
+from dipjax.xla_flags import apply_default_flags
 from medical_figure import add_common_arguments, mri_task, output_paths, resolve_defaults, write_results
 TV_SMALLEST, TV_RATIO = 1e-4, 10 ** 0.5
 DIP_METHODS = ("dip", "sg_dip", "aseq_dip")
@@ -190,6 +191,7 @@ def plot(results, input_labels, path, labels=LABELS):
 
 
 def main(argv=None):
+    apply_default_flags()  # dipjax's XLA options, set before JAX starts (dipjax/xla_flags.py)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=None, help="MRI image side (64)")
     ap.add_argument("--ct-size", type=int, default=None, help="CT image side (64)")

@@ -45,6 +45,7 @@ from dipjax.baselines import hio_er
 from dipjax.data import load_image
 from dipjax.metrics import align_up_to_phase_ambiguity, psnr, psnr_up_to_ambiguity
 from dipjax.tasks import degradation_key, task_config
+from dipjax.xla_flags import apply_default_flags
 from fig5_medical import DIP_METHODS, LABELS, plot, run_methods, tv_oracle
 from medical_figure import output_paths, resolve_defaults, write_results
 
@@ -135,6 +136,7 @@ def checks(results):
 
 
 def main(argv=None):
+    apply_default_flags()  # dipjax's XLA options, set before JAX starts (dipjax/xla_flags.py)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="a small run of minutes (see the module docstring)")
     ap.add_argument("--size", type=int, default=None, help="image side (64)")

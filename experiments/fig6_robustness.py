@@ -53,6 +53,7 @@ from dipjax.methods.oes import PRUNE_SCOPES  # noqa: E402
 from dipjax.metrics import psnr  # noqa: E402
 from dipjax.stopping import ExponentialMovingVariance, WindowedMovingVariance  # noqa: E402
 from dipjax.tasks import degradation_key, task_config  # noqa: E402
+from dipjax.xla_flags import apply_default_flags  # noqa: E402
 
 TASK = task_config("denoise", sigma=25.0)
 
@@ -187,6 +188,7 @@ def clean(v):
 
 
 def main(argv=None):
+    apply_default_flags()  # dipjax's XLA options, set before JAX starts (dipjax/xla_flags.py)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="2 images, 300 steps, OES mask 100 steps")
     ap.add_argument("--images", type=int, default=None, help="how many of the ten images (10; 2 with --quick)")

@@ -41,6 +41,7 @@ from dipjax.methods import OES, OESMask, OptimalEyeSurgeon, learned_mask, oes_ne
 from dipjax.methods.oes import PRUNE_SCOPES  # noqa: E402
 from dipjax.metrics import psnr  # noqa: E402
 from dipjax.tasks import degradation_key, task_config  # noqa: E402
+from dipjax.xla_flags import apply_default_flags  # noqa: E402
 
 OUT = os.path.join(os.path.dirname(__file__), "results", "oes_mask_budget")
 #: (label, pruning scope, mask-learning lr, kept fraction ρ); the first is the authors' setting but for the steps.
@@ -71,6 +72,7 @@ def parse_config(text: str):
 
 
 def main(argv=None):
+    apply_default_flags()  # dipjax's XLA options, set before JAX starts (dipjax/xla_flags.py)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="100 mask steps, 200 training steps")
     ap.add_argument("--image", default="astronaut")

@@ -4,6 +4,16 @@ import jax
 import pytest
 
 
+def pytest_configure(config):
+    """dipjax's XLA options, as the CLI sets them, before JAX starts a backend; subprocesses the tests start inherit
+    them, so in-process and CLI runs compute with the same kernels. (Compiling the tests' programs at
+    ``--xla_backend_optimization_level=0`` would save about a third of the suite's time, but XLA:CPU 0.10.2 then
+    computes the jitted CT vector–Jacobian product wrongly and SG-DIP/aSeqDIP steps turn non-finite: not used.)"""
+    from dipjax.xla_flags import apply_default_flags
+
+    apply_default_flags()
+
+
 @pytest.fixture(autouse=True, scope="session")
 def no_persistent_compilation_cache():
     """The CLI turns JAX's persistent compilation cache on; the suite runs without it (no files in the user's cache
