@@ -281,10 +281,10 @@ def _write_manifest(out: str, record: dict, folders: list[str] = ()) -> None:
 
 def _check_resumable(out: str, config: dict) -> dict:
     """The interrupted run's record, refused unless its configuration is this command's."""
-    record = _read_manifest(out)
-    saved = {k: v for k, v in record.get("config", {}).items() if k != "command"}
     from dipjax.report import strict_json
 
+    record = _read_manifest(out)
+    saved = {k: v for k, v in record.get("config", {}).items() if k != "command"}
     mine = json.loads(json.dumps(strict_json(config)))
     mine.pop("command", None)
     if saved != mine:
