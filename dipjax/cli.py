@@ -384,7 +384,7 @@ def run_reconstruct(args, argv=None) -> list[dict]:
     if not run.task.reads_file():
         try:
             # The operators validate their own configuration (SR factor vs size, CS matrix size, kernel vs image).
-            problems = run.simulate(images, labels)
+            problems = run.simulate(images)
         except ValueError as exc:
             raise _option_error(exc) from None
     previous = _check_resumable(args.out, config) if args.resume else {}

@@ -434,14 +434,14 @@ def reconstruct(method, problem, key, steps: int, *, stopper=None, monitor=None,
                 carries[i] = run_scan(carries[i], p, k_run, np.int32(t)) if chunk else \
                     run_step(carries[i], p, k_run, np.int32(t))
             t += sync_every if chunk else 1
-            if interrupt["signal"] and t < steps:
-                _read_history(carries, history, last_sync, t, prog.history_length, vmapped, batched)
-                if checkpoint is not None:
-                    save_checkpoint(checkpoint, carries, history, t, steps)
-                break
-            if t % sync_every == 0 or t == steps:  # multiples of sync_every: the same syncs after a resume
+            interrupted = bool(interrupt["signal"]) and t < steps
+            if interrupted or t % sync_every == 0 or t == steps:  # multiples of sync_every: the same after a resume
                 _read_history(carries, history, last_sync, t, prog.history_length, vmapped, batched)
                 last_sync = t
+                if interrupted:
+                    if checkpoint is not None:
+                        save_checkpoint(checkpoint, carries, history, t, steps)
+                    break
                 sync_times.append((t, time.perf_counter() - t_run))
                 if bar is not None:
                     _update_bar(bar, history, t)

@@ -8,7 +8,7 @@ that ``metrics.json`` records, so a run can be reproduced from its own output.
     run = RunConfig(task=task_config("sr", factor=8), method="dip", images=("camera",), size=64)
     images, labels = run.load_images()
     method = run.build_method(images[0].shape)            # DIP, σ_p = 0.05 (the ×8 preset)
-    problems = run.simulate(images, labels)
+    problems = run.simulate(images)
     result = run.execute(method, problems)                 # run.steps = 4000, the published ×8 budget
 """
 
@@ -103,10 +103,9 @@ class RunConfig:
             return ExponentialMovingVariance(patience=self.stop_patience)
         return None
 
-    def simulate(self, images, labels=None):
+    def simulate(self, images):
         """One simulated problem per image of :meth:`load_images`, each degraded by the key of (seed, image name):
-        an image given twice gets the same degradation in both folders, as it would alone. (``labels`` is
-        not used; it is accepted for older callers.)"""
+        an image given twice gets the same degradation in both folders, as it would alone."""
         names = [image_label(spec) for spec in self.images]
         return [self.task.simulate(degradation_key(self.seed, name), x) for x, name in zip(images, names)]
 
@@ -117,7 +116,7 @@ class RunConfig:
             problem, label = self.task.load_measured(degradation_key(self.seed, "measured"))
             return [problem], [label]
         images, labels = self.load_images()
-        return self.simulate(images, labels), labels
+        return self.simulate(images), labels
 
     def execute(self, method, problems, *, progress: bool = False, **engine_options):
         """Run ``method`` on the problems (one batch) with this configuration; ``engine_options`` are the run's

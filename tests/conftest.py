@@ -10,21 +10,12 @@ def pytest_configure(config):
     up large steps but adds about 9 % of compilation to a suite of tiny programs (the whole suite passed with it:
     929 s against 853 s on the CI machine). (Compiling at ``--xla_backend_optimization_level=0`` would save about a
     third, but XLA:CPU 0.10.2 then computes the jitted CT vector–Jacobian product wrongly and SG-DIP/aSeqDIP steps
-    turn non-finite: not used.)"""
-    os.environ.setdefault("DIPJAX_XLA_DEFAULTS", "off")
+    turn non-finite: not used.)
 
-
-@pytest.fixture(autouse=True, scope="session")
-def no_persistent_compilation_cache():
-    """The CLI turns JAX's persistent compilation cache on; the suite runs without it (no files in the user's cache
+    The CLI also turns JAX's persistent compilation cache on; the suite runs without it (no files in the user's cache
     folder, and every test compiles what it runs). tests/test_compilation_cache.py turns it on in a subprocess."""
-    previous = os.environ.get("DIPJAX_COMPILATION_CACHE")
+    os.environ.setdefault("DIPJAX_XLA_DEFAULTS", "off")
     os.environ["DIPJAX_COMPILATION_CACHE"] = "off"
-    yield
-    if previous is None:
-        os.environ.pop("DIPJAX_COMPILATION_CACHE")
-    else:
-        os.environ["DIPJAX_COMPILATION_CACHE"] = previous
 
 
 @pytest.fixture
