@@ -105,23 +105,14 @@ def _method_arguments(parser) -> None:
                            help=f"{o.help} ({', '.join(methods)})")
 
 
-def _build_parser():
-    from dipjax.data import BUNDLED, BUNDLED_DICOM
+def _run_arguments(r) -> None:
+    """The options of one method configuration, shared by ``reconstruct`` and ``dataset``."""
     from dipjax.methods import METHODS
     from dipjax.run import STOPPERS
     from dipjax.tasks import TASKS
 
-    p = _Parser(prog="dipjax", description="Deep Image Prior reconstructions in JAX.")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
-
-    r = sub.add_parser("reconstruct", help="reconstruct one or more images (several --image run as one batch)")
     r.add_argument("--task", required=True, choices=list(TASKS), help="; ".join(f"{k}: {v.summary}"
                                                                                for k, v in TASKS.items()))
-    r.add_argument("--image", action="append", default=None,
-                   help=f"bundled name ({', '.join(sorted(BUNDLED) + sorted(BUNDLED_DICOM))}) or a "
-                        "PNG/JPEG/TIFF/NPY/DICOM path; repeat for a batch (not with --kspace)")
-    r.add_argument("--dicom", action="append", dest="image", metavar="FILE",
-                   help="a DICOM file (the same as --image FILE.dcm: rescaled values, min-max normalised)")
     r.add_argument("--method", default="dip", choices=list(METHODS),
                    help="; ".join(f"{k}: {v.label}" for k, v in METHODS.items()))
     r.add_argument("--steps", type=_positive_int, default=None,
@@ -136,11 +127,9 @@ def _build_parser():
     r.add_argument("--overwrite", action="store_true",
                    help="replace the results of the previous run in --out (only the files that run wrote)")
     r.add_argument("--checkpoint-every", type=_positive_int, default=None, metavar="N",
-                   help=f"save the run's state to --out/{CHECKPOINT} every N steps (it is always saved when Ctrl-C "
-                        "or SIGTERM ends a run, and removed when the run completes)")
-    r.add_argument("--resume", action="store_true",
-                   help=f"continue the run in --out from its {CHECKPOINT} (the same command, plus --resume; or "
-                        "`dipjax resume OUT`): it ends with the numbers of the uninterrupted run")
+                   help=f"save the run's state every N steps (reconstruct: --out/{CHECKPOINT}; dataset: "
+                        "--out/.checkpoints; it is always saved when Ctrl-C or SIGTERM ends a run, and removed when "
+                        "the run completes)")
     r.add_argument("--dry-run", action="store_true",
                    help="print the resolved configuration as JSON and exit without computing or writing anything")
     color = r.add_mutually_exclusive_group()
@@ -161,6 +150,39 @@ def _build_parser():
                    help="skip the per-step SSIM curve (a real cost at 512²); the final SSIM is still reported")
     _task_arguments(r)
     _method_arguments(r)
+
+
+def _build_parser():
+    from dipjax.data import BUNDLED, BUNDLED_DICOM
+
+    p = _Parser(prog="dipjax", description="Deep Image Prior reconstructions in JAX.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    r = sub.add_parser("reconstruct", help="reconstruct one or more images (several --image run as one batch)")
+    r.add_argument("--image", action="append", default=None,
+                   help=f"bundled name ({', '.join(sorted(BUNDLED) + sorted(BUNDLED_DICOM))}) or a "
+                        "PNG/JPEG/TIFF/NPY/DICOM path; repeat for a batch (not with --kspace)")
+    r.add_argument("--dicom", action="append", dest="image", metavar="FILE",
+                   help="a DICOM file (the same as --image FILE.dcm: rescaled values, min-max normalised)")
+    r.add_argument("--resume", action="store_true",
+                   help=f"continue the run in --out from its {CHECKPOINT} (the same command, plus --resume; or "
+                        "`dipjax resume OUT`): it ends with the numbers of the uninterrupted run")
+    _run_arguments(r)
+
+    ds = sub.add_parser("dataset", help="reconstruct every image of a folder/glob/list with one configuration, "
+                                        "over every device, resumable by image, with a summary table")
+    ds.add_argument("--inputs", action="append", required=True, metavar="SPEC",
+                    help="a folder (its PNG/JPEG/TIFF/NPY/DICOM files), a glob, a .txt/.lst list file (one path per "
+                         "line) or one image; repeat to add more")
+    ds.add_argument("--devices", type=_positive_int, default=None,
+                    help="use the first N local devices (default: all)")
+    ds.add_argument("--group", type=_positive_int, default=None,
+                    help="images per engine call (default: one per device)")
+    ds.add_argument("--coordinator", default=None, metavar="HOST:PORT",
+                    help="multi-host: jax.distributed's coordinator address (with --num-processes, --process-id)")
+    ds.add_argument("--num-processes", type=_positive_int, default=None)
+    ds.add_argument("--process-id", type=int, default=None)
+    _run_arguments(ds)
 
     d = sub.add_parser("demo", help="denoise a bundled image (camera, σ = 25) and write the results")
     d.add_argument("--out", default=DEMO_OUT)
@@ -437,6 +459,138 @@ def run_reconstruct(args, argv=None) -> list[dict]:
     return rows
 
 
+DATASET_MANIFEST = ".dipjax-dataset.json"
+
+
+def _start_distributed(args) -> None:
+    """``jax.distributed.initialize`` from ``--coordinator``, ``--num-processes`` and ``--process-id`` (all or none)."""
+    given = [args.coordinator, args.num_processes, args.process_id]
+    if all(v is None for v in given):
+        return
+    if any(v is None for v in given):
+        raise UsageError("--coordinator, --num-processes and --process-id go together (one process per host)")
+    if not 0 <= args.process_id < args.num_processes:
+        raise UsageError(f"--process-id must be from 0 to {args.num_processes - 1}, got {args.process_id}")
+    import jax
+
+    jax.distributed.initialize(coordinator_address=args.coordinator, num_processes=args.num_processes,
+                               process_id=args.process_id)
+
+
+def _claim_dataset_out(out: str, config: dict, labels: list[str], overwrite: bool, process: int):
+    """Lock ``out`` for this process and check that it is fresh or holds this configuration's earlier (unfinished
+    or finished) run, which continues; with ``overwrite`` an earlier dataset run's files are removed first. Returns
+    the open lock."""
+    from dipjax.dataset import CHECKPOINTS, SUMMARY_FILES
+    from dipjax.report import strict_json
+
+    _check_out(out, overwrite=True)
+    record_path = os.path.join(out, DATASET_MANIFEST)
+    mine = json.loads(json.dumps(strict_json({k: v for k, v in config.items() if k != "command"})))
+    saved = {}
+    if os.path.isfile(record_path):
+        with contextlib.suppress(OSError, ValueError):
+            with open(record_path) as f:
+                saved = json.load(f)
+    ours = {DATASET_MANIFEST, CHECKPOINTS} | {n for n in os.listdir(out) if n.startswith(".dipjax-dataset.lock")} \
+        if os.path.isdir(out) else set()
+    fresh = not os.path.isdir(out) or not set(os.listdir(out)) - ours
+    replace = not fresh and overwrite  # --overwrite: start again, even with the same configuration
+    if not fresh and saved.get("config") != mine and not overwrite:
+        what = "another configuration's dataset run" if saved else "files of something else"
+        raise UsageError(f"output folder {out!r} holds {what}; pass --overwrite or choose another --out")
+    if replace and not saved:
+        raise UsageError(f"--overwrite removes only a dataset run's results, and {out!r} holds none; choose "
+                         "another --out")
+    try:
+        os.makedirs(out, exist_ok=True)
+        lock = open(os.path.join(out, f".dipjax-dataset.lock.{process}"), "a")
+    except OSError as exc:
+        raise UsageError(f"cannot write into --out {out!r}: {exc.strerror}") from None
+    import fcntl
+
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        lock.close()
+        raise UsageError(f"another dipjax dataset process {process} is writing into {out!r}") from None
+    if replace and process == 0:  # the earlier run's files go, and only those
+        import shutil
+
+        for name in saved.get("labels", []) + list(SUMMARY_FILES) + [CHECKPOINTS]:
+            path = os.path.join(out, name)
+            if os.path.isdir(path):
+                shutil.rmtree(path)
+            elif os.path.isfile(path):
+                os.remove(path)
+    if process == 0:
+        from dipjax.report import write_json
+
+        write_json(record_path, {"config": mine, "labels": labels})
+    return lock
+
+
+def run_dataset_command(args, argv=None) -> dict | None:
+    """``dipjax dataset``: list the inputs, resolve one configuration, run every image and write the summary."""
+    from dipjax.data import ImageError, load_image
+    from dipjax.dataset import DatasetInterrupted, list_inputs, run_dataset, unique_labels
+    from dipjax.report import strict_json
+    from dipjax.validation import OptionError
+
+    _start_distributed(args)
+    import jax
+
+    try:
+        args.image = list_inputs(args.inputs)
+    except ImageError as exc:
+        raise UsageError(str(exc).splitlines()[0]) from None
+    run = run_config(args)
+    if run.task.reads_file():
+        raise UsageError(f"dipjax dataset runs image inputs; task {run.task.name} with a measured-data file runs "
+                         "with dipjax reconstruct")
+    devices = jax.local_devices()
+    if args.devices:
+        if args.devices > len(devices):
+            raise UsageError(f"--devices {args.devices}: this process sees {len(devices)} device(s)")
+        devices = devices[:args.devices]
+    try:
+        shape = load_image(run.images[0], run.size, run.channels or run.task.input_channels).shape
+        method = run.build_method(shape)
+    except ImageError as exc:
+        raise UsageError(str(exc).splitlines()[0]) from None
+    except (OptionError, ValueError) as exc:
+        raise _option_error(exc) from None
+    config = run.resolved(method)
+    config["command"] = "dipjax " + " ".join(argv if argv is not None else sys.argv[1:])
+    if args.dry_run:
+        print(json.dumps(strict_json({**config, "devices": [str(d) for d in devices],
+                                      "group": args.group or len(devices)}), indent=1))
+        return None
+    labels = unique_labels(run.images)
+    process, processes = jax.process_index(), jax.process_count()
+    lock = _claim_dataset_out(args.out, config, labels, args.overwrite, process)
+    try:
+        summary = run_dataset(run, args.out, config=config, devices=devices, group_size=args.group,
+                              checkpoint_every=args.checkpoint_every or 0, progress=not args.no_progress)
+    except ImageError as exc:
+        raise UsageError(str(exc).splitlines()[0]) from None
+    except (OptionError, ValueError) as exc:
+        raise _option_error(exc) from None
+    except DatasetInterrupted as exc:
+        raise Interrupted(exc.signum, f"interrupted; finished images are in {args.out}, the unfinished group's "
+                          "checkpoint too: run the same command again to continue") from None
+    finally:
+        lock.close()
+    if summary is not None:
+        t = summary["throughput"]
+        rate = f"{t['images_per_hour']:.0f} images/hour" if t["images_per_hour"] else "nothing left to run"
+        print(f"{summary['images']} images ({t['images_run']} run now, {t['images_reused']} reused), {rate}, on "
+              f"{len(devices)} {jax.default_backend()} device(s) × {processes} process(es); summary in "
+              f"{os.path.join(os.path.abspath(args.out), 'summary.md')}")
+        print(open(os.path.join(args.out, "summary.md")).read(), end="")
+    return summary
+
+
 def main(argv=None) -> int:
     import signal
 
@@ -471,7 +625,10 @@ def main(argv=None) -> int:
                         str(args.seed), "--out", args.out] + (["--overwrite"] if args.overwrite else []) + \
                     (["--no-progress"] if args.no_progress else [])
                 args = _build_parser().parse_args(argv)
-            run_reconstruct(args, argv)
+            if args.command == "dataset":
+                run_dataset_command(args, argv)
+            else:
+                run_reconstruct(args, argv)
     except UsageError as exc:
         print(f"dipjax: error: {exc}", file=sys.stderr)
         return 2

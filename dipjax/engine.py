@@ -80,6 +80,7 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from dipjax.checkpoint import load_checkpoint, save_checkpoint
 from dipjax.monitors import StepView, default_monitors, has_stopper
@@ -162,7 +163,7 @@ class Program(NamedTuple):
     ``scan(length)`` the jitted ``(carry, problem, run_key, t0) -> Carry`` that runs ``length`` steps from ``t0``;
     ``summary(carry) -> dict``; ``stopped(carry)`` (with an early-stopping rule) whether it fired; ``names`` are the
     metrics the history records, each in a ring buffer of ``history_length`` entries (read it at least that
-    often)."""
+    often); ``estimate(state, problem)`` the method's estimate."""
 
     init: Callable
     step: Callable
@@ -171,6 +172,7 @@ class Program(NamedTuple):
     stopped: Callable | None
     names: tuple[str, ...]
     history_length: int
+    estimate: Callable | None = None
 
 
 def _view(method, state, problem, t) -> StepView:
@@ -218,25 +220,68 @@ def _step_functions(method, monitor, buffer: int, names: tuple[str, ...]):
     return init_one, step_one
 
 
+#: The mesh axis a batch of images is sharded over (``reconstruct(devices=…)``).
+IMAGE_AXIS = "images"
+
+
+def image_mesh(devices, n_images: int):
+    """A 1-D mesh over the first ``D`` of ``devices``, ``D`` the largest count ≤ ``len(devices)`` dividing
+    ``n_images`` (None when that is 1: the batch stays on ``devices[0]``)."""
+    count = max(d for d in range(1, min(len(devices), n_images) + 1) if n_images % d == 0)
+    return Mesh(np.asarray(devices[:count]), (IMAGE_AXIS,)) if count > 1 else None
+
+
+def _one_by_one(fn, mapped: int):
+    """``fn`` over the leading axis of its first ``mapped`` arguments, one image after another, results stacked:
+    the ``sequential`` strategy inside one program (a device's share of a sharded batch)."""
+    def each(*args):
+        n = jax.tree_util.tree_leaves(args[0])[0].shape[0]
+        outs = [fn(*[jax.tree_util.tree_map(lambda a, j=j: a[j], x) for x in args[:mapped]], *args[mapped:])
+                for j in range(n)]
+        return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *outs)
+
+    return each
+
+
+def _batched(fn, vmapped: bool, mesh, mapped: int):
+    """``fn`` of one image over a batch: ``vmap``, or under a mesh a ``shard_map`` whose devices each run their
+    share (``vmap`` or one after another)."""
+    def mapped_fn(*args):
+        return jax.vmap(fn, (0,) * mapped + (None,) * (len(args) - mapped))(*args)
+
+    if mesh is None:
+        return mapped_fn if vmapped else fn
+    local = mapped_fn if vmapped else _one_by_one(fn, mapped)
+    spec = PartitionSpec(IMAGE_AXIS)
+
+    def sharded(*args):
+        specs = (spec,) * mapped + (PartitionSpec(),) * (len(args) - mapped)
+        return jax.shard_map(local, mesh=mesh, in_specs=specs, out_specs=spec)(*args)
+
+    return sharded
+
+
 @functools.lru_cache(maxsize=32)
-def _cached_program(method, monitor, vmapped: bool, buffer: int, names: tuple[str, ...]) -> Program:
+def _cached_program(method, monitor, vmapped: bool, buffer: int, names: tuple[str, ...], mesh=None) -> Program:
     init_one, step_one = _step_functions(method, monitor, buffer, names)
 
     def summary_one(carry):
         return monitor.summary(carry.monitor)
 
     stopped_one = (lambda carry: monitor.stopped(carry.monitor)) if has_stopper(monitor) else None
-    if vmapped:
-        init_one, summary_one = jax.vmap(init_one), jax.vmap(summary_one)
-        step_one = jax.vmap(step_one, (0, 0, 0, None))
-        stopped_one = stopped_one and jax.vmap(stopped_one)
+    if vmapped or mesh is not None:
+        init_one, summary_one = _batched(init_one, vmapped, mesh, 2), _batched(summary_one, vmapped, mesh, 1)
+        step_one = _batched(step_one, vmapped, mesh, 3)
+        stopped_one = stopped_one and _batched(stopped_one, vmapped, mesh, 1)
     return Program(jax.jit(init_one), jax.jit(step_one, donate_argnums=0),
-                   functools.partial(_scan_program, method, monitor, vmapped, buffer, names),
-                   jax.jit(summary_one), stopped_one and jax.jit(stopped_one), names, buffer)
+                   functools.partial(_scan_program, method, monitor, vmapped, buffer, names, mesh=mesh),
+                   jax.jit(summary_one), stopped_one and jax.jit(stopped_one), names, buffer,
+                   jax.jit(_batched(method.estimate, vmapped, mesh, 2) if vmapped or mesh is not None
+                           else method.estimate))
 
 
 @functools.lru_cache(maxsize=32)
-def _scan_program(method, monitor, vmapped: bool, buffer: int, names: tuple[str, ...], length: int):
+def _scan_program(method, monitor, vmapped: bool, buffer: int, names: tuple[str, ...], length: int, mesh=None):
     """``scan(carry, problem, run_key, t0)``: ``length`` steps inside one ``lax.scan`` (compiled per length)."""
     _, step_one = _step_functions(method, monitor, buffer, names)
 
@@ -246,7 +291,8 @@ def _scan_program(method, monitor, vmapped: bool, buffer: int, names: tuple[str,
 
         return jax.lax.scan(body, carry, t0 + jnp.arange(length, dtype=jnp.int32))[0]
 
-    return jax.jit(jax.vmap(scan_one, (0, 0, 0, None)) if vmapped else scan_one, donate_argnums=0)
+    return jax.jit(_batched(scan_one, vmapped, mesh, 3) if vmapped or mesh is not None else scan_one,
+                   donate_argnums=0)
 
 
 class _Abstract:
@@ -264,17 +310,18 @@ class _Abstract:
         return isinstance(other, _Abstract) and other._key == self._key
 
 
-def make_program(method, monitor, problem, *, vmapped: bool = False, sync_every: int = HISTORY_BUFFER) -> Program:
+def make_program(method, monitor, problem, *, vmapped: bool = False, sync_every: int = HISTORY_BUFFER,
+                 mesh=None) -> Program:
     """The jitted programs for ``method`` with ``monitor`` on problems shaped like ``problem`` (a single problem;
-    with ``vmapped=True`` one whose leaves have a leading batch axis). The history records the method's ``info``
-    scalars and the monitor's metrics (``Program.names``) in a buffer of ``max(HISTORY_BUFFER, sync_every)``
-    entries."""
+    with ``vmapped=True`` or a ``mesh`` one whose leaves have a leading batch axis, sharded over the mesh's
+    ``IMAGE_AXIS``). The history records the method's ``info`` scalars and the monitor's metrics
+    (``Program.names``) in a buffer of ``max(HISTORY_BUFFER, sync_every)`` entries."""
     single = problem
-    if vmapped:
+    if vmapped or mesh is not None:
         single = jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), problem)
     abstract = _Abstract(jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), single))
     names = _metric_names(method, monitor, abstract)
-    return _cached_program(method, monitor, vmapped, max(HISTORY_BUFFER, int(sync_every)), names)
+    return _cached_program(method, monitor, vmapped, max(HISTORY_BUFFER, int(sync_every)), names, mesh)
 
 
 _EXECUTABLES: collections.OrderedDict = collections.OrderedDict()
@@ -292,9 +339,9 @@ def clear_caches() -> None:
 
 def _compile(jitted, args) -> tuple[Any, float]:
     """Ahead-of-time compile ``jitted`` for ``args`` and return ``(executable, seconds)``; a bounded cache makes a
-    second run on the same shapes cost 0 s."""
+    second run on the same shapes and placement cost 0 s."""
     leaves, treedef = jax.tree_util.tree_flatten(args)
-    key = (jitted, treedef, tuple((np.shape(x), str(x.dtype)) for x in leaves))
+    key = (jitted, treedef, tuple((np.shape(x), str(x.dtype), str(getattr(x, "sharding", None))) for x in leaves))
     if key in _EXECUTABLES:
         _EXECUTABLES.move_to_end(key)
         return _EXECUTABLES[key], 0.0
@@ -335,7 +382,7 @@ def reconstruct(method, problem, key, steps: int, *, stopper=None, monitor=None,
                 batch: str | None = None, loop: str | None = None, independent_keys: bool = False,
                 progress: bool = False, sync_every: int | None = None, stop_early: bool = False,
                 desc: str | None = None, interruptible: bool = False, checkpoint: str | None = None,
-                checkpoint_every: int = 0, resume: bool = False) -> Result:
+                checkpoint_every: int = 0, resume: bool = False, devices=None) -> Result:
     """Run ``steps`` iterations of ``method`` on ``problem`` (one problem, or a batch with a leading axis).
 
     ``monitor``: what to compute beside the method (default :func:`~dipjax.monitors.default_monitors`: PSNR, SSIM
@@ -352,6 +399,13 @@ def reconstruct(method, problem, key, steps: int, *, stopper=None, monitor=None,
     ``checkpoint``: a file (:mod:`dipjax.checkpoint`) written at the first sync after every ``checkpoint_every``
     steps (0: never on a schedule) and when a signal ends the run; ``resume=True`` continues from it (a run of the
     same method, problem, key and ``steps``; the result is bit for bit that of the uninterrupted run).
+
+    ``devices``: spread a batch over these devices (default: the default device). The batch axis is sharded over a
+    :class:`jax.sharding.Mesh` of the first ``D`` devices, ``D`` the largest count that divides the batch, and one
+    SPMD program (:func:`jax.shard_map`, compiled once per mesh) runs the backend's strategy on each device's
+    share: ``sequential`` steps its images one after another, ``vmap`` maps over them. Every image gets the keys,
+    and so the numbers, of a one-image run, to float rounding (XLA fuses the SPMD program differently;
+    ``tests/test_dataset.py`` checks the PSNRs); ``Result.state`` is the stacked state.
     """
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps <= 0:
         raise ValueError(f"steps must be a positive integer, got {steps!r}")
@@ -381,15 +435,23 @@ def reconstruct(method, problem, key, steps: int, *, stopper=None, monitor=None,
     init_key, run_key = jax.random.split(key)
     image_keys = (lambda k, i: jax.random.fold_in(k, i)) if independent_keys else (lambda k, i: k)
 
-    vmapped = batched and batch == "vmap"
-    if vmapped:
-        per_image = problem.replace(batch_size=None)  # leaves keep the batch axis; vmap maps over it
+    mesh = image_mesh(devices, n_images) if batched and devices else None
+    stacked = batched and (batch == "vmap" or mesh is not None)  # one carry holding the whole batch
+    if stacked:
+        per_image = problem.replace(batch_size=None)  # leaves keep the batch axis; vmap/shard_map map over it
         slots = [(per_image, jnp.stack([image_keys(init_key, i) for i in range(n_images)]),
                   jnp.stack([image_keys(run_key, i) for i in range(n_images)]))]
-    else:
+        shares = [np.arange(n_images)]
+        if mesh is not None:
+            slots = [jax.device_put(slots[0], NamedSharding(mesh, PartitionSpec(IMAGE_AXIS)))]
+    else:  # one carry per image
         subproblems = [problem[i] for i in range(n_images)] if batched else [problem]
+        shares = list(range(n_images)) if batched else [None]
         slots = [(p, image_keys(init_key, i), image_keys(run_key, i)) for i, p in enumerate(subproblems)]
-    prog = make_program(method, monitor, slots[0][0], vmapped=vmapped, sync_every=sync_every)
+        if devices:
+            slots = jax.device_put(slots, devices[0])
+    vmapped = stacked and batch == "vmap"
+    prog = make_program(method, monitor, slots[0][0], vmapped=vmapped, sync_every=sync_every, mesh=mesh)
 
     t_init = time.perf_counter()
     carries = [prog.init(k_init, p) for p, k_init, _ in slots]
@@ -417,6 +479,10 @@ def reconstruct(method, problem, key, steps: int, *, stopper=None, monitor=None,
     t = last_sync = 0
     if resume:
         t, carries = load_checkpoint(checkpoint, carries, history, steps)
+        if mesh is not None:
+            carries = jax.device_put(carries, NamedSharding(mesh, PartitionSpec(IMAGE_AXIS)))
+        elif devices:
+            carries = jax.device_put(carries, devices[0])
         if use_scan and t % sync_every and steps - t >= sync_every:
             raise ValueError(f"the checkpoint is at step {t}, not a multiple of sync_every = {sync_every}: resume "
                              "it with the strategy and sync_every that wrote it")
@@ -436,7 +502,7 @@ def reconstruct(method, problem, key, steps: int, *, stopper=None, monitor=None,
             t += sync_every if chunk else 1
             interrupted = bool(interrupt["signal"]) and t < steps
             if interrupted or t % sync_every == 0 or t == steps:  # multiples of sync_every: the same after a resume
-                _read_history(carries, history, last_sync, t, prog.history_length, vmapped, batched)
+                _read_history(carries, shares, history, last_sync, t, prog.history_length)
                 last_sync = t
                 if interrupted:
                     if checkpoint is not None:
@@ -457,8 +523,8 @@ def reconstruct(method, problem, key, steps: int, *, stopper=None, monitor=None,
     if bar is not None:
         bar.close()
 
-    estimate = jax.jit(jax.vmap(method.estimate) if vmapped else method.estimate)
-    gather = (lambda xs: np.stack(xs)) if (batched and batch == "sequential") else (lambda xs: xs[0])
+    estimate = prog.estimate
+    gather = np.concatenate if stacked else np.stack if batched else (lambda xs: xs[0])
     x_final = gather([np.asarray(estimate(c.state, p)) for c, (p, _, _) in zip(carries, slots)])
     summaries = [jax.device_get(prog.summary(c)) for c in carries]
     summary = {k: gather([np.asarray(s[k]) for s in summaries]) for k in summaries[0]}
@@ -469,18 +535,18 @@ def reconstruct(method, problem, key, steps: int, *, stopper=None, monitor=None,
                   sync_times=np.asarray(sync_times, np.float64).reshape(-1, 2), interrupted=interrupt["signal"] if t < steps else 0)
 
 
-def _read_history(carries, history, start, stop, buffer, vmapped, batched):
-    """Copy iterations ``start … stop − 1`` from the carries' ring buffers into the host ``history``."""
+def _read_history(carries, shares, history, start, stop, buffer):
+    """Copy iterations ``start … stop − 1`` from the carries' ring buffers into the host ``history``; ``shares[i]``
+    is the batch index (or, vmapped, the indices) of carry ``i``, None for a single problem."""
     slots = np.arange(start, stop) % buffer
-    for i, c in enumerate(carries):
-        buffers = jax.device_get(c.history)
-        for k, buf in buffers.items():
-            if vmapped:
-                history[k][:, start:stop] = buf[:, slots]
-            elif batched:
-                history[k][i, start:stop] = buf[slots]
-            else:
+    for c, share in zip(carries, shares):
+        for k, buf in jax.device_get(c.history).items():
+            if share is None:
                 history[k][start:stop] = buf[slots]
+            elif np.ndim(share):
+                history[k][share, start:stop] = buf[:, slots]
+            else:
+                history[k][share, start:stop] = buf[slots]
 
 
 def _update_bar(bar, history, t):

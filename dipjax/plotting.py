@@ -38,9 +38,38 @@ def plot_curve(path: str, history: dict, title: str = "", psnr_input: float | No
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="lower right")
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    _save(fig, path)
+
+
+def _save(fig, path: str) -> None:
+    """Lay out, write atomically as PNG (:func:`~dipjax.files.atomic_path`) and close."""
+    import matplotlib.pyplot as plt
+
     from dipjax.files import atomic_path
 
+    fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
+
+
+def plot_psnr_band(path: str, curves: np.ndarray, title: str = "") -> None:
+    """Every image's PSNR curve (thin) and their mean ± std band, iterations 1…T."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    it = np.arange(1, curves.shape[1] + 1)
+    mean, std = np.nanmean(curves, axis=0), np.nanstd(curves, axis=0, ddof=1) if len(curves) > 1 else 0 * curves[0]
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for c in curves:
+        ax.plot(it, c, lw=0.5, color="gray", alpha=0.5)
+    ax.plot(it, mean, color="C0", lw=1.5, label=f"mean of {len(curves)} images")
+    ax.fill_between(it, mean - std, mean + std, color="C0", alpha=0.25, label="± 1 std")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("PSNR (dB)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title(title, fontsize=10)
+    _save(fig, path)

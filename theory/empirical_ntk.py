@@ -6,10 +6,10 @@ pixel-major with the channel fastest), so ``K[i, j]`` pairs ``f.ravel()[i]`` wit
 
 Three ways to get it, cross-checked in ``tests/test_theory_ntk.py``:
 
-* :func:`empirical_ntk` — the dense ``n × n`` matrix by chunked Jacobian contraction. With more parameters than
-  outputs (every DIP network) it forms ``K`` column block by column block as ``J (Jᵀ E)`` for a block ``E`` of basis
-  vectors (one reverse and one forward pass per column, memory ``chunk × P``); with fewer parameters than outputs it
-  forms Jacobian columns by forward mode over parameter blocks and accumulates ``J_b J_bᵀ`` (memory ``n × chunk``).
+* :func:`empirical_ntk` — the dense ``n × n`` matrix. With more parameters than outputs (every DIP network) it forms
+  the Jacobian rows by reverse mode, with convolutions rewritten as patch matrix products
+  (:mod:`~dipjax.theory.conv_as_matmul`), and contracts them leaf by leaf as ``Σ_l J_l J_lᵀ`` with GEMMs, within a
+  memory budget; the column form ``J (Jᵀ E)`` and forward-mode Jacobian columns remain as modes.
 * :func:`ntk_matvec` — the matrix-free product ``v ↦ J (Jᵀ v)`` (``jvp ∘ vjp``) for images too large for a dense K.
 * :func:`finite_difference_ntk` — central differences of ``f`` in every parameter direction (small nets only).
 
@@ -26,6 +26,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
+
+from dipjax.theory.conv_as_matmul import convolutions_as_matmuls
 
 Apply = Callable[[object, jax.Array], jax.Array]
 
@@ -50,55 +52,137 @@ def ntk_matvec(apply: Apply, params, z) -> Callable[[jax.Array], jax.Array]:
 
     ``v`` may be flat ``(n,)`` or shaped like the network output; the result has the same shape as ``v``.
     """
-    f, theta0 = flat_model(apply, params, z)
-    _, vjp = jax.vjp(f, theta0)
+    theta0, unravel = ravel_pytree(params)
 
     @jax.jit
-    def matvec(v):
-        (jt_v,) = vjp(v.reshape(-1))
-        return jax.jvp(f, (theta0,), (jt_v,))[1].reshape(v.shape)
+    def product(theta, z, v):
+        f = lambda t: apply(unravel(t), z).reshape(-1)  # noqa: E731
+        (jt_v,) = jax.vjp(f, theta)[1](v.reshape(-1))
+        return jax.jvp(f, (theta,), (jt_v,))[1].reshape(v.shape)
 
-    return matvec
+    return lambda v: product(theta0, z, v)
 
 
-def empirical_ntk(apply: Apply, params, z, *, mode: str = "auto", chunk_size: int = 64) -> jax.Array:
+def _jacobian_rows(apply: Apply, n: int, rows: int, leaves: tuple[int, ...]):
+    """Jitted ``(params, z, start) ↦`` the Jacobian rows ``start … start+rows-1`` of the chosen parameter leaves,
+    each ``(rows, leaf size)``; rows past ``n`` are zero. Parameters and inputs are arguments, not constants."""
+    model = convolutions_as_matmuls(apply)
+
+    @jax.jit
+    def jacobian_rows(params, z, start):
+        out, vjp = jax.vjp(lambda p: model(p, z).reshape(-1), params)
+        basis = jax.nn.one_hot(start + jnp.arange(rows), n, dtype=out.dtype)
+        grads = jax.tree_util.tree_leaves(jax.vmap(vjp)(basis)[0])
+        return [grads[i].reshape(rows, -1) for i in leaves]
+
+    return jacobian_rows
+
+
+def _gram_plan(params, n: int, budget: int) -> list[tuple[tuple[int, ...], int]]:
+    """``[(leaf indices, rows per block)]``: leaves grouped so that each group's ``n`` Jacobian rows fit ``budget``
+    bytes; a group (then a single leaf) too large for that is taken in row blocks of half the budget each."""
+    leaves = jax.tree_util.tree_leaves(params)
+    itemsize = jnp.dtype(jnp.result_type(*leaves)).itemsize
+    groups, current, size = [], [], 0
+    for i, leaf in enumerate(leaves):
+        if current and (size + leaf.size) * n * itemsize > budget:
+            groups.append(current)
+            current, size = [], 0
+        current.append(i)
+        size += leaf.size
+    groups.append(current)
+    plan = []
+    for group in groups:
+        width = sum(leaves[i].size for i in group) * itemsize
+        plan.append((tuple(group), n if width * n <= budget else max(1, min(n, budget // (2 * width)))))
+    return plan
+
+
+def _gram(apply: Apply, params, z, n: int, plan) -> jax.Array:
+    """``K = Σ_groups J_g J_gᵀ`` following :func:`_gram_plan`; row blocks contribute ``J_I J_Jᵀ`` pair by pair (the
+    later block of each pair recomputed, so ``B`` blocks cost ``B(B+1)/2`` Jacobian evaluations)."""
+    kernel = jnp.zeros((n, n), jnp.result_type(*jax.tree_util.tree_leaves(params)))
+    for group, rows in plan:
+        jacobian_rows = _jacobian_rows(apply, n, rows, group)
+        starts = list(range(0, n, rows))
+        for a, sa in enumerate(starts):
+            ja = jacobian_rows(params, z, sa)
+            for sb in starts[a:]:
+                jb = ja if sb == sa else jacobian_rows(params, z, sb)
+                block = sum(x @ y.T for x, y in zip(ja, jb))
+                ra, rb = min(rows, n - sa), min(rows, n - sb)
+                kernel = kernel.at[sa:sa + ra, sb:sb + rb].add(block[:ra, :rb])
+                if sb != sa:
+                    kernel = kernel.at[sb:sb + rb, sa:sa + ra].add(block[:ra, :rb].T)
+    return kernel
+
+
+# "auto" takes the Gram form while no parameter group needs more row blocks than this: B blocks cost n·B/2 VJP rows,
+# the column form 2n (n VJPs and n JVPs).
+MAX_GRAM_ROW_BLOCKS = 4
+
+
+def empirical_ntk(apply: Apply, params, z, *, mode: str = "auto", chunk_size: int = 64,
+                  max_jacobian_bytes: int = 2 ** 31) -> jax.Array:
     """Dense empirical NTK ``K = J Jᵀ`` (n × n, n = number of output entries).
 
-    ``mode``: ``"reverse"`` (columns ``J (Jᵀ e_i)``, cost 2n passes), ``"forward"`` (Jacobian columns over parameter
-    blocks, cost P forward passes), or ``"auto"``: reverse when there are at least as many parameters as outputs.
+    ``mode``:
+
+    * ``"gram"`` — Jacobian rows by reverse mode (a ``vmap`` of the VJP over output basis vectors, with every
+      convolution rewritten as patches × filter by :func:`convolutions_as_matmuls` so that the filter derivatives are
+      matrix products), then ``K = Σ_l J_l J_lᵀ`` over groups of parameter leaves as GEMMs; at most
+      ``max_jacobian_bytes`` of Jacobian in memory at once (a group too large for that is taken in row blocks,
+      pair by pair). ``"auto"`` picks it when there are at least as many parameters as outputs and no group needs
+      more than ``MAX_GRAM_ROW_BLOCKS`` row blocks.
+    * ``"reverse"`` — columns ``J (Jᵀ E)`` for blocks ``E`` of ``chunk_size`` basis vectors (one reverse and one
+      forward pass per column, memory ``chunk × P``): ``"auto"`` picks it when the Jacobian is far larger than the
+      budget.
+    * ``"forward"`` — Jacobian columns by forward mode over parameter blocks of ``chunk_size``, accumulating
+      ``J_b J_bᵀ`` (memory ``n × chunk``): for networks with fewer parameters than outputs; ``"auto"`` picks it then.
+
+    In every mode parameters and inputs are arguments of the compiled functions (never compile-time constants), so
+    compilation does not grow with the width. ``experiments/bench_ntk.py`` times the modes.
     """
-    f, theta0 = flat_model(apply, params, z)
-    n = int(np.prod(jax.eval_shape(f, theta0).shape))
-    p = theta0.size
-    if mode == "auto":
-        mode = "reverse" if p >= n else "forward"
-    if mode not in ("reverse", "forward"):
-        raise ValueError(f"mode must be 'auto', 'reverse' or 'forward', got {mode!r}")
+    if mode not in ("auto", "gram", "reverse", "forward"):
+        raise ValueError(f"mode must be 'auto', 'gram', 'reverse' or 'forward', got {mode!r}")
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    if max_jacobian_bytes < 1:
+        raise ValueError(f"max_jacobian_bytes must be >= 1, got {max_jacobian_bytes}")
+    theta0, unravel = ravel_pytree(params)
+    n = int(np.prod(jax.eval_shape(apply, params, z).shape))
+    p = theta0.size
+    plan = _gram_plan(params, n, max_jacobian_bytes)
+    if mode == "auto":
+        blocks = max(-(-n // rows) for _, rows in plan)
+        mode = "forward" if p < n else "gram" if blocks <= MAX_GRAM_ROW_BLOCKS else "reverse"
+    if mode == "gram":
+        return _gram(apply, params, z, n, plan)
     dtype = theta0.dtype
 
-    if mode == "reverse":
-        _, vjp = jax.vjp(f, theta0)
+    def f(theta, z):
+        return apply(unravel(theta), z).reshape(-1)
 
+    if mode == "reverse":
         @jax.jit
-        def columns(start):
+        def columns(theta, z, start):
+            _, vjp = jax.vjp(lambda t: f(t, z), theta)
             basis = jax.nn.one_hot(start + jnp.arange(chunk_size), n, dtype=dtype)  # rows past n are all zero
             jt = jax.vmap(lambda e: vjp(e)[0])(basis)  # (chunk, P) = (Jᵀ E)ᵀ
-            return jax.vmap(lambda t: jax.jvp(f, (theta0,), (t,))[1])(jt)  # (chunk, n) = (J Jᵀ E)ᵀ
+            return jax.vmap(lambda t: jax.jvp(lambda u: f(u, z), (theta,), (t,))[1])(jt)  # (chunk, n) = (J Jᵀ E)ᵀ
 
-        blocks = [columns(start) for start in range(0, n, chunk_size)]
+        blocks = [columns(theta0, z, start) for start in range(0, n, chunk_size)]
         return jnp.concatenate(blocks, axis=0)[:n].T
 
     @jax.jit
-    def gram_block(start):
+    def gram_block(theta, z, start):
         basis = jax.nn.one_hot(start + jnp.arange(chunk_size), p, dtype=dtype)
-        jcols = jax.vmap(lambda e: jax.jvp(f, (theta0,), (e,))[1])(basis)  # (chunk, n) = J_bᵀ
+        jcols = jax.vmap(lambda e: jax.jvp(lambda u: f(u, z), (theta,), (e,))[1])(basis)  # (chunk, n) = J_bᵀ
         return jcols.T @ jcols
 
     kernel = jnp.zeros((n, n), dtype)
     for start in range(0, p, chunk_size):
-        kernel = kernel + gram_block(start)
+        kernel = kernel + gram_block(theta0, z, start)
     return kernel
 
 
