@@ -568,14 +568,18 @@ def run_dataset_command(args, argv=None) -> dict | None:
         return None
     labels = unique_labels(run.images)
     process, processes = jax.process_index(), jax.process_count()
+    created = not os.path.exists(args.out)
     lock = _claim_dataset_out(args.out, config, labels, args.overwrite, process)
     try:
         summary = run_dataset(run, args.out, config=config, devices=devices, group_size=args.group,
                               checkpoint_every=args.checkpoint_every or 0, progress=not args.no_progress)
-    except ImageError as exc:
-        raise UsageError(str(exc).splitlines()[0]) from None
-    except (OptionError, ValueError) as exc:
-        raise _option_error(exc) from None
+    except (ImageError, OptionError, ValueError) as exc:  # refused before any image ran: leave nothing behind
+        if created and all(name.startswith(".") for name in os.listdir(args.out)):
+            import shutil
+
+            shutil.rmtree(args.out, ignore_errors=True)
+        raise (UsageError(str(exc).splitlines()[0]) if isinstance(exc, ImageError) else _option_error(exc)) \
+            from None
     except DatasetInterrupted as exc:
         raise Interrupted(exc.signum, f"interrupted; finished images are in {args.out}, the unfinished group's "
                           "checkpoint too: run the same command again to continue") from None

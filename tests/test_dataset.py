@@ -58,6 +58,17 @@ def test_inputs_from_folders_globs_and_list_files(folder, tmp_path):
             list_inputs([bad])
 
 
+def test_a_refused_dataset_exits_2_with_one_line_and_leaves_nothing(tmp_path, capsys):
+    from dipjax.cli import main
+
+    out = tmp_path / "out"
+    for inputs, message in [(["camera", "astronaut"], "mixes grayscale"), ([str(tmp_path / "none.txt")], "list file")]:
+        args = [a for spec in inputs for a in ("--inputs", spec)]
+        assert main(["dataset", *args, "--task", "denoise", "--size", "64", "--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and err.count("\n") == 0 and not out.exists()
+
+
 SINGLE_RUNS = """
 import json, sys
 from dipjax.cli import main
