@@ -226,26 +226,30 @@ def _check_out(out: str, overwrite: bool, resume: bool = False) -> None:
         raise UsageError(f"cannot write into --out {out!r}: no write permission on {where!r}")
 
 
-def _claim_out(out: str, overwrite: bool):
-    """Create ``out``, take its lock (a second run on the same folder exits 2) and, with ``overwrite``, remove the
-    files the previous run there wrote. Returns the open lock file: the lock lasts until it is closed or the
-    process ends."""
+def _lock_out(out: str, name: str, busy: str):
+    """Create ``out`` and take an exclusive lock on its file ``name``; ``busy`` is the message when another process
+    holds it. Returns the open lock file: the lock lasts until it is closed or the process ends."""
     try:
         os.makedirs(out, exist_ok=True)
-        lock = open(os.path.join(out, LOCK), "a")
+        lock = open(os.path.join(out, name), "a")
     except OSError as exc:
         raise UsageError(f"cannot write into --out {out!r}: {exc.strerror}") from None
     try:
         import fcntl
     except ImportError:  # not POSIX: no lock
-        fcntl = None
-    if fcntl is not None:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            lock.close()
-            raise UsageError(f"another dipjax run is writing into {out!r}; wait for it or choose another --out") \
-                from None
+        return lock
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        lock.close()
+        raise UsageError(busy) from None
+    return lock
+
+
+def _claim_out(out: str, overwrite: bool):
+    """Create ``out``, take its lock (a second run on the same folder exits 2) and, with ``overwrite``, remove the
+    files the previous run there wrote. Returns the open lock file."""
+    lock = _lock_out(out, LOCK, f"another dipjax run is writing into {out!r}; wait for it or choose another --out")
     if overwrite:
         _remove_previous_run(out)
     return lock
@@ -281,12 +285,20 @@ def _release_out(out: str, lock, remove: bool) -> None:
             os.rmdir(out)
 
 
-def _read_manifest(out: str) -> dict:
+def _read_manifest(out: str, name: str = MANIFEST) -> dict:
+    """A run's record in ``out`` (``{}`` when there is none or it cannot be read)."""
     try:
-        with open(os.path.join(out, MANIFEST)) as f:
+        with open(os.path.join(out, name)) as f:
             return json.load(f)
     except (OSError, ValueError):
         return {}
+
+
+def _comparable(config: dict) -> dict:
+    """A resolved configuration as its JSON record holds it, without the command line: equal for equal runs."""
+    from dipjax.report import strict_json
+
+    return json.loads(json.dumps(strict_json({k: v for k, v in config.items() if k != "command"})))
 
 
 def _write_manifest(out: str, record: dict, folders: list[str] = ()) -> None:
@@ -303,12 +315,9 @@ def _write_manifest(out: str, record: dict, folders: list[str] = ()) -> None:
 
 def _check_resumable(out: str, config: dict) -> dict:
     """The interrupted run's record, refused unless its configuration is this command's."""
-    from dipjax.report import strict_json
-
     record = _read_manifest(out)
     saved = {k: v for k, v in record.get("config", {}).items() if k != "command"}
-    mine = json.loads(json.dumps(strict_json(config)))
-    mine.pop("command", None)
+    mine = _comparable(config)
     if saved != mine:
         differ = sorted(k for k in set(saved) | set(mine) if saved.get(k) != mine.get(k))
         raise UsageError(f"--resume: this command's configuration differs from the run in {out!r} "
@@ -482,16 +491,10 @@ def _claim_dataset_out(out: str, config: dict, labels: list[str], overwrite: boo
     or finished) run, which continues; with ``overwrite`` an earlier dataset run's files are removed first. Returns
     the open lock."""
     from dipjax.dataset import CHECKPOINTS, SUMMARY_FILES
-    from dipjax.report import strict_json
 
     _check_out(out, overwrite=True)
-    record_path = os.path.join(out, DATASET_MANIFEST)
-    mine = json.loads(json.dumps(strict_json({k: v for k, v in config.items() if k != "command"})))
-    saved = {}
-    if os.path.isfile(record_path):
-        with contextlib.suppress(OSError, ValueError):
-            with open(record_path) as f:
-                saved = json.load(f)
+    mine = _comparable(config)
+    saved = _read_manifest(out, DATASET_MANIFEST)
     ours = {DATASET_MANIFEST, CHECKPOINTS} | {n for n in os.listdir(out) if n.startswith(".dipjax-dataset.lock")} \
         if os.path.isdir(out) else set()
     fresh = not os.path.isdir(out) or not set(os.listdir(out)) - ours
@@ -502,18 +505,8 @@ def _claim_dataset_out(out: str, config: dict, labels: list[str], overwrite: boo
     if replace and not saved:
         raise UsageError(f"--overwrite removes only a dataset run's results, and {out!r} holds none; choose "
                          "another --out")
-    try:
-        os.makedirs(out, exist_ok=True)
-        lock = open(os.path.join(out, f".dipjax-dataset.lock.{process}"), "a")
-    except OSError as exc:
-        raise UsageError(f"cannot write into --out {out!r}: {exc.strerror}") from None
-    import fcntl
-
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        lock.close()
-        raise UsageError(f"another dipjax dataset process {process} is writing into {out!r}") from None
+    lock = _lock_out(out, f".dipjax-dataset.lock.{process}",
+                     f"another dipjax dataset process {process} is writing into {out!r}")
     if replace and process == 0:  # the earlier run's files go, and only those
         import shutil
 
@@ -526,14 +519,14 @@ def _claim_dataset_out(out: str, config: dict, labels: list[str], overwrite: boo
     if process == 0:
         from dipjax.report import write_json
 
-        write_json(record_path, {"config": mine, "labels": labels})
+        write_json(os.path.join(out, DATASET_MANIFEST), {"config": mine, "labels": labels})
     return lock
 
 
 def run_dataset_command(args, argv=None) -> dict | None:
     """``dipjax dataset``: list the inputs, resolve one configuration, run every image and write the summary."""
-    from dipjax.data import ImageError, load_image
-    from dipjax.dataset import DatasetInterrupted, list_inputs, run_dataset, unique_labels
+    from dipjax.data import ImageError, load_image, unique_labels
+    from dipjax.dataset import DatasetInterrupted, list_inputs, run_dataset
     from dipjax.report import strict_json
     from dipjax.validation import OptionError
 
@@ -591,7 +584,8 @@ def run_dataset_command(args, argv=None) -> dict | None:
         print(f"{summary['images']} images ({t['images_run']} run now, {t['images_reused']} reused), {rate}, on "
               f"{len(devices)} {jax.default_backend()} device(s) × {processes} process(es); summary in "
               f"{os.path.join(os.path.abspath(args.out), 'summary.md')}")
-        print(open(os.path.join(args.out, "summary.md")).read(), end="")
+        with open(os.path.join(args.out, "summary.md")) as f:
+            print(f.read(), end="")
     return summary
 
 

@@ -62,6 +62,16 @@ def image_label(spec: str) -> str:
     return os.path.splitext(os.path.basename(spec))[0] or "image"
 
 
+def unique_labels(specs) -> list[str]:
+    """One output-folder name per image, in order: its :func:`image_label`, or ``label-i`` (``i`` its position) when
+    an earlier image already has that name."""
+    labels: list[str] = []
+    for spec in specs:
+        label = image_label(spec)
+        labels.append(label if label not in labels else f"{label}-{len(labels)}")
+    return labels
+
+
 def _read(spec: str) -> np.ndarray:
     if spec in BUNDLED:
         import skimage.data

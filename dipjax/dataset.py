@@ -42,7 +42,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from dipjax.data import BUNDLED, BUNDLED_DICOM, FILE_SUFFIXES, ImageError, image_label, load_image
+from dipjax.data import BUNDLED, BUNDLED_DICOM, FILE_SUFFIXES, ImageError, load_image, unique_labels
 from dipjax.engine import image_mesh
 from dipjax.files import atomic_path
 from dipjax.plotting import plot_psnr_band
@@ -92,16 +92,6 @@ def list_inputs(specs: Sequence[str]) -> list[str]:
             files = [spec]
         found.extend(files)
     return found
-
-
-def unique_labels(specs: Sequence[str]) -> list[str]:
-    """One output-folder name per image: its label (:func:`~dipjax.data.image_label`), ``-2``, ``-3``… on repeats."""
-    labels, seen = [], {}
-    for spec in specs:
-        label = image_label(spec)
-        seen[label] = seen.get(label, 0) + 1
-        labels.append(label if seen[label] == 1 else f"{label}-{seen[label]}")
-    return labels
 
 
 def groups_of(n: int, size: int) -> list[list[int]]:

@@ -245,7 +245,7 @@ def _one_by_one(fn, mapped: int):
 
 def _batched(fn, vmapped: bool, mesh, mapped: int):
     """``fn`` of one image over a batch: ``vmap``, or under a mesh a ``shard_map`` whose devices each run their
-    share (``vmap`` or one after another)."""
+    share (``vmap`` or one after another); ``fn`` itself when neither (one image, or one carry per image)."""
     def mapped_fn(*args):
         return jax.vmap(fn, (0,) * mapped + (None,) * (len(args) - mapped))(*args)
 
@@ -269,15 +269,13 @@ def _cached_program(method, monitor, vmapped: bool, buffer: int, names: tuple[st
         return monitor.summary(carry.monitor)
 
     stopped_one = (lambda carry: monitor.stopped(carry.monitor)) if has_stopper(monitor) else None
-    if vmapped or mesh is not None:
-        init_one, summary_one = _batched(init_one, vmapped, mesh, 2), _batched(summary_one, vmapped, mesh, 1)
-        step_one = _batched(step_one, vmapped, mesh, 3)
-        stopped_one = stopped_one and _batched(stopped_one, vmapped, mesh, 1)
+    init_one, summary_one = _batched(init_one, vmapped, mesh, 2), _batched(summary_one, vmapped, mesh, 1)
+    step_one = _batched(step_one, vmapped, mesh, 3)
+    stopped_one = stopped_one and _batched(stopped_one, vmapped, mesh, 1)
     return Program(jax.jit(init_one), jax.jit(step_one, donate_argnums=0),
                    functools.partial(_scan_program, method, monitor, vmapped, buffer, names, mesh=mesh),
                    jax.jit(summary_one), stopped_one and jax.jit(stopped_one), names, buffer,
-                   jax.jit(_batched(method.estimate, vmapped, mesh, 2) if vmapped or mesh is not None
-                           else method.estimate))
+                   jax.jit(_batched(method.estimate, vmapped, mesh, 2)))
 
 
 @functools.lru_cache(maxsize=32)
@@ -291,8 +289,7 @@ def _scan_program(method, monitor, vmapped: bool, buffer: int, names: tuple[str,
 
         return jax.lax.scan(body, carry, t0 + jnp.arange(length, dtype=jnp.int32))[0]
 
-    return jax.jit(_batched(scan_one, vmapped, mesh, 3) if vmapped or mesh is not None else scan_one,
-                   donate_argnums=0)
+    return jax.jit(_batched(scan_one, vmapped, mesh, 3), donate_argnums=0)
 
 
 class _Abstract:

@@ -19,7 +19,7 @@ from typing import Any
 
 import jax
 
-from dipjax.data import image_label, load_image
+from dipjax.data import image_label, load_image, unique_labels
 from dipjax.engine import default_strategy, reconstruct
 from dipjax.methods import build_method, default_steps, describe, get_method, resolve_preset
 from dipjax.metrics import SSIM_MIN_SIDE
@@ -83,12 +83,8 @@ class RunConfig:
 
     def load_images(self):
         """``(images, labels)``: every ``--image`` centre-cropped and resized to ``size``, with unique labels."""
-        images, labels = [], []
-        for spec in self.images:
-            images.append(load_image(spec, self.size, self.channels or self.task.input_channels))
-            label = image_label(spec)
-            labels.append(label if label not in labels else f"{label}-{len(labels)}")
-        return images, labels
+        images = [load_image(spec, self.size, self.channels or self.task.input_channels) for spec in self.images]
+        return images, unique_labels(self.images)
 
     def build_method(self, image_shape):
         """The method with its preset for the task, the user's width/scales and hyper-parameters, for loaded images

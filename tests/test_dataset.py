@@ -12,8 +12,8 @@ import time
 import numpy as np
 import pytest
 
-from dipjax.data import ImageError
-from dipjax.dataset import list_inputs, unique_labels
+from dipjax.data import ImageError, unique_labels
+from dipjax.dataset import list_inputs
 from dipjax.report import image_metrics
 from dipjax.run import RunConfig
 from dipjax.tasks import task_config
