@@ -429,8 +429,10 @@ def run_reconstruct(args, argv=None) -> list[dict]:
     try:
         result = run.execute(method, problems, progress=not args.no_progress, interruptible=True,
                              checkpoint=checkpoint, checkpoint_every=args.checkpoint_every or 0, resume=args.resume)
-    except ValueError as exc:  # e.g. a method that refuses this task, or a checkpoint of another run
-        _release_out(args.out, lock, created and not args.resume)
+    except (ValueError, MemoryError) as exc:  # a method that refuses this task, a checkpoint of another run, a run
+        _release_out(args.out, lock, created and not args.resume)  # too large for the machine
+        if isinstance(exc, MemoryError):
+            raise
         raise _option_error(exc) from None
     rows, folders = [], []
     for i, (lab, p) in enumerate(zip(labels, problems)):
@@ -566,11 +568,13 @@ def run_dataset_command(args, argv=None) -> dict | None:
     try:
         summary = run_dataset(run, args.out, config=config, devices=devices, group_size=args.group,
                               checkpoint_every=args.checkpoint_every or 0, progress=not args.no_progress)
-    except (ImageError, OptionError, ValueError) as exc:  # refused before any image ran: leave nothing behind
-        if created and all(name.startswith(".") for name in os.listdir(args.out)):
+    except (ImageError, OptionError, ValueError, MemoryError) as exc:  # refused before any image ran: leave nothing
+        if created and all(name.startswith(".") for name in os.listdir(args.out)):  # behind
             import shutil
 
             shutil.rmtree(args.out, ignore_errors=True)
+        if isinstance(exc, MemoryError):
+            raise
         raise (UsageError(str(exc).splitlines()[0]) if isinstance(exc, ImageError) else _option_error(exc)) \
             from None
     except DatasetInterrupted as exc:

@@ -83,6 +83,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from dipjax.checkpoint import load_checkpoint, save_checkpoint
+from dipjax.memory import check_fits, output_bytes, run_bytes
 from dipjax.monitors import StepView, default_monitors, has_stopper
 
 BATCH_STRATEGIES = ("vmap", "sequential")
@@ -116,7 +117,8 @@ class Result:
     ``state`` is the final method state: one pytree (with a leading batch axis under ``vmap``), or a list with one
     state per image under the ``sequential`` strategy. ``init_seconds`` includes compiling ``init``;
     ``compile_seconds`` is the step's compilation (0 when cached). ``sync_times`` is ``(iteration, seconds since the
-    run started)`` at every sync. ``extras`` holds what a pipeline adds (OES: its masks).
+    run started)`` at every sync. ``extras`` holds what a pipeline adds (OES: its masks). ``memory_bytes``: XLA's
+    estimate of the run's peak memory (:mod:`dipjax.memory`), checked against the free memory before the run.
     """
 
     x_final: np.ndarray
@@ -131,6 +133,7 @@ class Result:
     sync_times: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 2)))
     extras: dict = dataclasses.field(default_factory=dict)
     interrupted: int = 0  # the signal (SIGINT, SIGTERM) that ended an ``interruptible`` run early; 0 if none
+    memory_bytes: int | None = None  # XLA's estimate of the run's peak device memory (dipjax.memory), if known
 
     @property
     def seconds_per_step(self) -> float:
@@ -153,7 +156,8 @@ def stack_results(results: list[Result]) -> Result:
                   init_seconds=sum(r.init_seconds for r in results), run_seconds=sum(r.run_seconds for r in results),
                   strategy=first.strategy, state=[r.state for r in results],
                   summary={k: stack([r.summary[k] for r in results]) for k in first.summary},
-                  sync_times=first.sync_times, extras={})
+                  sync_times=first.sync_times, extras={},
+                  memory_bytes=max((r.memory_bytes for r in results if r.memory_bytes is not None), default=None))
 
 
 class Program(NamedTuple):
@@ -352,6 +356,17 @@ def _compile(jitted, args) -> tuple[Any, float]:
     return compiled, time.perf_counter() - t0
 
 
+def _check_memory(programs, what: str, *, n_carries: int, carry_bytes: int, mesh, devices) -> int | None:
+    """The bytes ``programs`` need, run on one carry while ``n_carries`` are held (CPU devices of a mesh share the
+    host's memory); :class:`dipjax.memory.RunTooLarge` when the device has less free."""
+    device = mesh.devices.flat[0] if mesh is not None else devices[0] if devices else jax.devices()[0]
+    needed = run_bytes(programs, carry_bytes, n_carries)
+    if needed is not None and mesh is not None and device.platform == "cpu":
+        needed *= mesh.devices.size
+    check_fits(needed, device, what + (f" with {n_carries} images held" if n_carries > 1 else ""))
+    return needed
+
+
 @contextlib.contextmanager
 def _interrupt_requests(enabled: bool):
     """While active, SIGINT and SIGTERM set ``flag["signal"]`` instead of ending the process, so the run loop can
@@ -450,8 +465,14 @@ def reconstruct(method, problem, key, steps: int, *, stopper=None, monitor=None,
     vmapped = stacked and batch == "vmap"
     prog = make_program(method, monitor, slots[0][0], vmapped=vmapped, sync_every=sync_every, mesh=mesh)
 
+    # Each program is compiled ahead of time and checked against the memory available before it runs
+    # (dipjax.memory): a run too large for the machine is refused before it computes anything.
     t_init = time.perf_counter()
-    carries = [prog.init(k_init, p) for p, k_init, _ in slots]
+    run_init, _ = _compile(prog.init, (slots[0][1], slots[0][0]))
+    memory = functools.partial(_check_memory, n_carries=len(slots), mesh=mesh, devices=devices,
+                               carry_bytes=output_bytes(run_init))
+    memory_bytes = memory([run_init], "its init program")
+    carries = [run_init(k_init, p) for p, k_init, _ in slots]
     jax.block_until_ready(carries)
     init_seconds = time.perf_counter() - t_init
     names = prog.names
@@ -467,6 +488,8 @@ def reconstruct(method, problem, key, steps: int, *, stopper=None, monitor=None,
     if not use_scan or steps % sync_every:
         run_step, c = _compile(prog.step, args0)
         compile_seconds += c
+    memory_bytes = max(filter(None, (memory_bytes, memory([f for f in (run_scan, run_step) if f], "its step program"))),
+                       default=None)
 
     lead = (n_images,) if batched else ()
     history = {k: np.full(lead + (steps,), np.nan, np.float32) for k in names}
@@ -529,7 +552,8 @@ def reconstruct(method, problem, key, steps: int, *, stopper=None, monitor=None,
     return Result(x_final=x_final, history={k: v[..., :t] for k, v in history.items()}, steps=t,
                   compile_seconds=compile_seconds, init_seconds=init_seconds, run_seconds=run_seconds,
                   strategy=(batch, loop), state=states[0] if len(states) == 1 else states, summary=summary,
-                  sync_times=np.asarray(sync_times, np.float64).reshape(-1, 2), interrupted=interrupt["signal"] if t < steps else 0)
+                  sync_times=np.asarray(sync_times, np.float64).reshape(-1, 2), interrupted=interrupt["signal"] if t < steps else 0,
+                  memory_bytes=memory_bytes)
 
 
 def _read_history(carries, shares, history, start, stop, buffer):

@@ -81,6 +81,7 @@ def write_image_report(folder: str, problem, result, i: int | None, *, label: st
         "psnr_peak_oracle": float(summary["psnr_peak_oracle"]), "iter_peak_oracle": int(summary["iter_peak_oracle"]),
         "seconds": result.run_seconds, "compile_seconds": result.compile_seconds,
         "init_seconds": result.init_seconds, "seconds_per_step": result.seconds_per_step,
+        "memory_estimate_bytes": result.memory_bytes,
         "strategy": list(result.strategy), "backend": jax.default_backend(),
         "diverged_at": diverged_at, "estimate_iteration": diverged_at - 1 if diverged_at else result.steps,
         "complete": not result.interrupted,

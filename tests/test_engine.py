@@ -26,7 +26,7 @@ def _problems(size=32, names=NAMES):
     return [make_problem(jax.random.key(i), op, load_image(n, size, channels=1), noise) for i, n in enumerate(names)]
 
 
-def _dip(width=8, scales=4, **kw):
+def _dip(width=8, scales=2, **kw):
     return DIP(network=skip_net(out_channels=1, width=width, scales=scales), **kw)
 
 
@@ -69,8 +69,9 @@ def test_independent_keys_give_each_image_its_own_network():
 def test_strategies_agree(batch, loop):
     """Strategies compute the same iterates up to float reassociation. DIP trajectories are chaotic at the 1e-7
     level: Adam's first update is ±lr for every weight, also where the gradient is ~1e-9 and its sign depends on
-    summation order, so a few pixels differ by ~1e-2 after three steps while the images agree on average."""
-    probs, method = _problems(names=NAMES[:2]), _dip()
+    summation order, so a few pixels differ by ~1e-2 after three steps while the images agree on average. (The
+    tolerances hold for this 4-scale net; with 2 scales the third loss differs by 0.8 % between vmap and sequential.)"""
+    probs, method = _problems(names=NAMES[:2]), _dip(scales=4)
     ref = reconstruct(method, stack_problems(probs), jax.random.key(3), 3, batch="sequential", loop="host")
     r = reconstruct(method, stack_problems(probs), jax.random.key(3), 3, batch=batch, loop=loop, sync_every=2)
     assert r.strategy == (batch, loop) and r.steps == 3
@@ -114,15 +115,37 @@ def test_compile_time_reported_once_per_configuration():
     assert first.compile_seconds > 0.1 and again.compile_seconds == 0.0 and longer.compile_seconds == 0.0
 
 
+@dataclasses.dataclass(frozen=True)
+class RawOutputPSNR:
+    """A monitor of the PSNR of the network's raw output (``view.out``), beside the estimate's."""
+
+    name: str = "raw"
+
+    def init(self, view):
+        return ()
+
+    def update(self, state, view):
+        from dipjax.metrics import psnr
+
+        return state, {"psnr_raw": psnr(jnp.clip(view.out, 0, 1), view.problem.x_true)}
+
+    def summary(self, state):
+        return {}
+
+
 def test_dip_denoises_and_ema_smooths():
+    """One run with an output EMA (compiled once): the raw network outputs denoise, and their average, the
+    estimate, fluctuates far less from step to step than they do."""
     p = _problems(size=64, names=["camera"])[0]
     input_psnr = peak_signal_noise_ratio(np.asarray(p.x_true), np.asarray(p.y), data_range=1)
-    r = reconstruct(_dip(width=16, scales=4), p, jax.random.key(0), 200)
-    assert r.psnr_peak_oracle > input_psnr + 2.5
+    r = reconstruct(_dip(width=16, scales=4, output_ema=0.99), p, jax.random.key(0), 200,
+                    monitor=chain(default_monitors(track_ssim=False), RawOutputPSNR()))
+    raw, averaged = r.history["psnr_raw"], r.history["psnr"]
+    reference = [peak_signal_noise_ratio(np.asarray(p.x_true), np.clip(np.asarray(r.state.out), 0, 1), data_range=1)]
+    np.testing.assert_allclose(raw[-1], reference[0], atol=1e-3)  # the monitor's PSNR is scikit-image's
+    assert raw.max() > input_psnr + 2.5
     assert r.history["loss"][-1] < 0.5 * r.history["loss"][5]
-    ema = reconstruct(_dip(width=16, scales=4, output_ema=0.99), p, jax.random.key(0), 200)
-    # The averaged output fluctuates less from step to step than the raw output.
-    assert np.std(np.diff(ema.history["psnr"][100:])) < 0.5 * np.std(np.diff(r.history["psnr"][100:]))
+    assert np.std(np.diff(averaged[100:])) < 0.5 * np.std(np.diff(raw[100:]))
 
 
 def test_dip_through_a_non_trivial_operator_fits_only_observed_pixels():
