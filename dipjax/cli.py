@@ -205,10 +205,20 @@ def _build_parser():
 LOCK, MANIFEST, CHECKPOINT = ".dipjax.lock", ".dipjax-run.json", "checkpoint.npz"
 
 
+def _checkpoint_files(out: str) -> set[str]:
+    """The checkpoints in ``out``: ``checkpoint.npz``, and a pipeline's stage checkpoints ``checkpoint-*.npz``."""
+    stem = os.path.splitext(CHECKPOINT)[0]
+    try:
+        names = os.listdir(out)
+    except OSError:
+        return set()
+    return {n for n in names if n == CHECKPOINT or (n.startswith(stem + "-") and n.endswith(".npz"))}
+
+
 def _check_out(out: str, overwrite: bool, resume: bool = False) -> None:
     """Refuse an ``--out`` that cannot be a fresh (or, with ``--overwrite``, a previous run's; with ``--resume``, an
     interrupted run's) results folder."""
-    if resume and not os.path.isfile(os.path.join(out, CHECKPOINT)):
+    if resume and not _checkpoint_files(out):
         raise UsageError(f"nothing to resume in {out!r}: it holds no {CHECKPOINT}")
     if not out.strip():
         raise UsageError("--out must name a folder, got an empty string")
@@ -308,8 +318,7 @@ def _write_manifest(out: str, record: dict, folders: list[str] = ()) -> None:
 
     files = {os.path.relpath(os.path.join(folder, name), out) for folder in folders
              for name in os.listdir(folder) if not name.startswith(".")}
-    if os.path.exists(os.path.join(out, CHECKPOINT)):
-        files.add(CHECKPOINT)
+    files |= _checkpoint_files(out)
     write_json(os.path.join(out, MANIFEST), {**record, "files": sorted(files | set(record.get("files", ())))})
 
 
@@ -378,6 +387,7 @@ def run_reconstruct(args, argv=None) -> list[dict]:
     """Validate everything, then reconstruct and write one sub-folder per image (or, with ``--dry-run``, print the
     resolved configuration). Returns the metrics (or ``[]`` for a dry run)."""
     from dipjax.data import ImageError
+    from dipjax.engine import PipelineInterrupted
     from dipjax.fastmri import FastMRIError
     from dipjax.report import strict_json, write_image_report
     from dipjax.validation import OptionError
@@ -434,6 +444,11 @@ def run_reconstruct(args, argv=None) -> list[dict]:
         if isinstance(exc, MemoryError):
             raise
         raise _option_error(exc) from None
+    except PipelineInterrupted as exc:  # OES: its stages' checkpoints are saved; results come when it completes
+        _write_manifest(args.out, record)
+        lock.close()
+        raise Interrupted(exc.signum, f"interrupted during {exc}; the checkpoints are in {args.out} (results are "
+                          f"written when the run completes); continue with: dipjax resume {args.out}") from None
     rows, folders = [], []
     for i, (lab, p) in enumerate(zip(labels, problems)):
         folder = os.path.join(args.out, lab)
@@ -454,7 +469,7 @@ def run_reconstruct(args, argv=None) -> list[dict]:
 
     if not result.interrupted and os.path.exists(checkpoint):
         os.remove(checkpoint)  # the run is complete: nothing to resume
-        record["files"] = [f for f in record["files"] if f != CHECKPOINT]
+    record["files"] = [f for f in record["files"] if os.path.exists(os.path.join(args.out, f))]
     _write_manifest(args.out, record, folders)
     lock.close()
     print(f"{result.steps} steps in {result.run_seconds:.1f} s (+{result.compile_seconds:.1f} s compile) on "
@@ -617,7 +632,7 @@ def main(argv=None) -> int:
             enable_compilation_cache()
             if args.command == "resume":
                 saved = _read_manifest(args.out).get("argv")
-                if not os.path.isfile(os.path.join(args.out, CHECKPOINT)) or not saved:
+                if not _checkpoint_files(args.out) or not saved:
                     raise UsageError(f"nothing to resume in {args.out!r}: no {CHECKPOINT} and run record there")
                 argv = list(saved) + ["--resume"]
                 args = _build_parser().parse_args(argv)

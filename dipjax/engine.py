@@ -98,6 +98,15 @@ def default_strategy(backend: str | None = None) -> tuple[str, str]:
     return "vmap", "scan"
 
 
+class PipelineInterrupted(Exception):
+    """A signal ended a multi-stage pipeline (OES) at a step boundary; the stages' checkpoints are saved (when it was
+    given one) and ``resume=True`` continues it. ``signum``: SIGINT or SIGTERM."""
+
+    def __init__(self, signum: int, where: str):
+        self.signum = signum
+        super().__init__(where)
+
+
 class Carry(NamedTuple):
     """Everything one image's run carries from step to step (on device)."""
 
@@ -394,7 +403,8 @@ def reconstruct(method, problem, key, steps: int, *, stopper=None, monitor=None,
                 batch: str | None = None, loop: str | None = None, independent_keys: bool = False,
                 progress: bool = False, sync_every: int | None = None, stop_early: bool = False,
                 desc: str | None = None, interruptible: bool = False, checkpoint: str | None = None,
-                checkpoint_every: int = 0, resume: bool = False, devices=None) -> Result:
+                checkpoint_every: int = 0, resume: bool = False, keep_checkpoint: bool = False,
+                devices=None) -> Result:
     """Run ``steps`` iterations of ``method`` on ``problem`` (one problem, or a batch with a leading axis).
 
     ``monitor``: what to compute beside the method (default :func:`~dipjax.monitors.default_monitors`: PSNR, SSIM
@@ -411,6 +421,9 @@ def reconstruct(method, problem, key, steps: int, *, stopper=None, monitor=None,
     ``checkpoint``: a file (:mod:`dipjax.checkpoint`) written at the first sync after every ``checkpoint_every``
     steps (0: never on a schedule) and when a signal ends the run; ``resume=True`` continues from it (a run of the
     same method, problem, key and ``steps``; the result is bit for bit that of the uninterrupted run).
+    ``keep_checkpoint=True`` also writes it when the run ends (a pipeline's finished stage: resuming it gives the
+    result back without a step). A multi-stage pipeline (OES) checkpoints each stage beside ``checkpoint`` and, when
+    a signal ends an ``interruptible`` run, raises :class:`PipelineInterrupted`.
 
     ``devices``: spread a batch over these devices (default: the default device). The batch axis is sharded over a
     :class:`jax.sharding.Mesh` of the first ``D`` devices, ``D`` the largest count that divides the batch, and one
@@ -425,7 +438,8 @@ def reconstruct(method, problem, key, steps: int, *, stopper=None, monitor=None,
     if hasattr(method, "run"):  # a multi-stage pipeline
         return method.run(problem, key, steps, stopper=stopper, monitor=monitor, track_ssim=track_ssim, batch=batch,
                           loop=loop, independent_keys=independent_keys, progress=progress, sync_every=sync_every,
-                          desc=desc)
+                          desc=desc, interruptible=interruptible, checkpoint=checkpoint,
+                          checkpoint_every=checkpoint_every, resume=resume, devices=devices)
     default_batch, default_loop = default_strategy()
     batch, loop = batch or default_batch, loop or default_loop
     if batch not in BATCH_STRATEGIES or loop not in LOOPS:
@@ -538,6 +552,8 @@ def reconstruct(method, problem, key, steps: int, *, stopper=None, monitor=None,
                     break
                 if "finite" in history and np.all(history["finite"][..., t - 1] == 0):
                     break  # every image has diverged (FiniteGuard's flag stays 0 once it drops): the rest is NaN
+    if keep_checkpoint and checkpoint is not None and not (interrupt["signal"] and t < steps):
+        save_checkpoint(checkpoint, carries, history, t, steps)
     jax.block_until_ready(carries)
     run_seconds = time.perf_counter() - t_run
     if bar is not None:

@@ -198,3 +198,35 @@ def test_kill_a_cli_run_after_its_first_checkpoint_and_resume_it(tmp_path):
     assert _strict(tmp_path / "whole" / "camera" / "history.json") == _strict(out / "camera" / "history.json")
     assert (tmp_path / "whole" / "camera" / "estimate.png").read_bytes() == (out / "camera" / "estimate.png").read_bytes()
     assert not (out / "checkpoint.npz").exists()  # complete: nothing left to resume
+
+
+def test_oes_interrupted_in_its_mask_stage_resumes_bit_for_bit(tmp_path):
+    """OES, a two-stage pipeline: SIGINT once the mask stage's first checkpoint exists ends the run at a step
+    boundary with one line and exit 130, keeping the stage checkpoints (no results yet); `dipjax resume` finishes
+    both stages with the numbers of the uninterrupted run and removes the stage files."""
+    args = ["reconstruct", "--task", "denoise", "--image", "camera", "--size", "32", "--gray", "--method", "oes",
+            "--scales", "1", "--oes-mask-steps", "600", "--steps", "100", "--seed", "2", "--no-ssim", "--no-progress"]
+    assert main(args + ["--out", str(tmp_path / "whole")]) == 0
+    out = tmp_path / "stopped"
+    proc = subprocess.Popen([sys.executable, "-m", "dipjax.cli"] + args + ["--checkpoint-every", "20", "--out",
+                            str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=dict(os.environ, JAX_PLATFORMS="cpu"))
+    try:
+        end = time.monotonic() + 240
+        while not (out / "checkpoint-oes0-mask-run.npz").exists():
+            assert proc.poll() is None and time.monotonic() < end, proc.communicate()[1].decode()
+            time.sleep(0.002)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    lines = err.decode().strip().splitlines()
+    assert proc.returncode == 130 and len(lines) == 1 and "interrupted during oes mask" in lines[0], lines
+    assert "dipjax resume" in lines[0] and not (out / "camera").exists()
+    assert main(["resume", str(out)]) == 0
+    a, b = (_strict(tmp_path / d / "camera" / "metrics.json") for d in ("whole", "stopped"))
+    assert {k: v for k, v in a.items() if k not in TIMING} == {k: v for k, v in b.items() if k not in TIMING}
+    assert _strict(tmp_path / "whole" / "camera" / "history.json") == _strict(out / "camera" / "history.json")
+    assert (tmp_path / "whole" / "camera" / "oes_mask.npz").read_bytes() == \
+        (out / "camera" / "oes_mask.npz").read_bytes()
+    assert not list(out.glob("checkpoint*"))  # complete: the stage files are gone

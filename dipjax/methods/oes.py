@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 from typing import Any, NamedTuple
 
 import jax
@@ -186,8 +187,6 @@ class OESMask(StaticArray):
 
     def save(self, path: str, overwrite: bool = False) -> None:
         """Write an ``.npz`` (keys ``mask/<module>/<param>``, ``params0/...``, ``z``); refuses to overwrite."""
-        import os
-
         if os.path.exists(path) and not overwrite:
             raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
         flat = {}
@@ -337,32 +336,68 @@ class OptimalEyeSurgeon:
                                temperature=self.temperature, lr=self.mask_lr, prune=self.prune)
 
     def run(self, problem, key, steps: int, *, stopper=None, independent_keys: bool = False, desc=None,
-            **engine_options):
+            checkpoint: str | None = None, checkpoint_every: int = 0, resume: bool = False, **engine_options):
         """Run both stages on ``problem`` (one or a batch); ``engine_options`` go to every
-        :func:`~dipjax.engine.reconstruct` call."""
-        from dipjax.engine import reconstruct, stack_results
+        :func:`~dipjax.engine.reconstruct` call.
+
+        With ``checkpoint`` (a file path) every stage of every image checkpoints beside it
+        (:func:`stage_files`): the engine's checkpoint of the stage (every ``checkpoint_every`` steps and when a signal
+        ends it, kept at the end of a finished stage) and the learned mask. A signal (``interruptible=True``) ends
+        the pipeline at the next step boundary with :class:`~dipjax.engine.PipelineInterrupted`; ``resume=True``
+        skips the finished stages (their checkpoints give back their results) and resumes the interrupted one, so
+        the results are bit for bit those of the uninterrupted run. The files are removed once every image is
+        done."""
+        from dipjax.engine import PipelineInterrupted, reconstruct, stack_results
 
         if stopper is not None:
             raise ValueError("early stopping does not apply to oes, which trains a sparse network to the end")
         batched = problem.batch_size is not None
         problems = [problem[i] for i in range(problem.batch_size)] if batched else [problem]
         results, masks, mask_results = [], [], []
+
+        def stage(method, p, k, n, label, ckpt):
+            saved = ckpt is not None and os.path.exists(ckpt)
+            r = reconstruct(method, p, k, n, desc=label, checkpoint=ckpt, checkpoint_every=checkpoint_every,
+                            resume=resume and saved, keep_checkpoint=ckpt is not None, **engine_options)
+            if r.interrupted:
+                raise PipelineInterrupted(r.interrupted, f"{label} at iteration {r.steps} of {n}")
+            return r
+
         for i, p in enumerate(problems):
             k = jax.random.fold_in(key, i) if independent_keys else key
+            files = stage_files(checkpoint, i) if checkpoint is not None else {}
             if self.mask is None:
-                r1 = reconstruct(self.stage1, p, k, self.mask_steps, desc=f"{desc or 'oes'} mask", **engine_options)
-                mask = learned_mask(r1.state, self.sparsity, jax.random.fold_in(k, 1), self.prune)
+                if resume and files and os.path.exists(files["mask"]):
+                    mask = OESMask.load(files["mask"])  # stage 1 finished before the interruption
+                else:
+                    r1 = stage(self.stage1, p, k, self.mask_steps, f"{desc or 'oes'} mask (image {i + 1})",
+                               files.get("mask_run"))
+                    mask = learned_mask(r1.state, self.sparsity, jax.random.fold_in(k, 1), self.prune)
+                    mask_results.append(r1)
+                    if files:
+                        mask.save(files["mask"], overwrite=True)
                 sparse = OES(network=self.network, mask=mask, lr=self.lr)
-                mask_results.append(r1)
             else:
                 mask = self.mask
                 sparse = OES(network=self.network, mask=mask, lr=self.lr, transfer=True)
             masks.append(mask)
-            results.append(reconstruct(sparse, p, k, steps, desc=desc or "oes", **engine_options))
+            results.append(stage(sparse, p, k, steps, f"{desc or 'oes'} (image {i + 1})", files.get("fit_run")))
+        for i in range(len(problems) if checkpoint is not None else 0):
+            for path in stage_files(checkpoint, i).values():
+                if os.path.exists(path):
+                    os.remove(path)
         result = stack_results(results) if batched else results[0]
         result.extras.update(masks=masks, mask_results=mask_results,
                              mask_steps=self.mask_steps if self.mask is None else 0)
         return result
+
+
+def stage_files(checkpoint: str, image: int) -> dict[str, str]:
+    """The files :meth:`OptimalEyeSurgeon.run` keeps beside ``checkpoint`` for image ``image``: the mask stage's
+    engine checkpoint, the learned mask, and the sparse training's engine checkpoint."""
+    base = os.path.splitext(checkpoint)[0]
+    return {"mask_run": f"{base}-oes{image}-mask-run.npz", "mask": f"{base}-oes{image}-mask.npz",
+            "fit_run": f"{base}-oes{image}-fit-run.npz"}
 
 
 def oes_network_for(image_shape, scales: int = 6, **kwargs) -> nn.Module:
