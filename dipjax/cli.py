@@ -172,8 +172,8 @@ def _build_parser():
     ds = sub.add_parser("dataset", help="reconstruct every image of a folder/glob/list with one configuration, "
                                         "over every device, resumable by image, with a summary table")
     ds.add_argument("--inputs", action="append", required=True, metavar="SPEC",
-                    help="a folder (its PNG/JPEG/TIFF/NPY/DICOM files), a glob, a .txt/.lst list file (one path per "
-                         "line) or one image; repeat to add more")
+                    help="a folder (its PNG/JPEG/TIFF/NPY/DICOM files; for --task mri also fastMRI .h5 files), a "
+                         "glob, a .txt/.lst list file (one path per line) or one image; repeat to add more")
     ds.add_argument("--devices", type=_positive_int, default=None,
                     help="use the first N local devices (default: all)")
     ds.add_argument("--group", type=_positive_int, default=None,
@@ -542,31 +542,33 @@ def _claim_dataset_out(out: str, config: dict, labels: list[str], overwrite: boo
 
 def run_dataset_command(args, argv=None) -> dict | None:
     """``dipjax dataset``: list the inputs, resolve one configuration, run every image and write the summary."""
-    from dipjax.data import ImageError, load_image, unique_labels
-    from dipjax.dataset import DatasetInterrupted, list_inputs, run_dataset
+    from dipjax.data import FILE_SUFFIXES, ImageError, unique_labels
+    from dipjax.dataset import DatasetInterrupted, first_problem_shape, list_inputs, run_dataset
+    from dipjax.fastmri import FastMRIError
+    from dipjax.tasks import get_task
     from dipjax.report import strict_json
     from dipjax.validation import OptionError
 
     _start_distributed(args)
     import jax
 
-    try:
-        args.image = list_inputs(args.inputs)
+    try:  # images, or the task's measured-data files (fastMRI .h5 for mri)
+        args.image = list_inputs(args.inputs, FILE_SUFFIXES + get_task(args.task).file_suffixes)
     except ImageError as exc:
         raise UsageError(str(exc).splitlines()[0]) from None
     run = run_config(args)
     if run.task.reads_file():
-        raise UsageError(f"dipjax dataset runs image inputs; task {run.task.name} with a measured-data file runs "
-                         "with dipjax reconstruct")
+        raise UsageError(f"dipjax dataset takes {run.task.name}'s data files as --inputs (a folder or list of them), "
+                         f"not --{run.task.file_option.replace('_', '-')}")
     devices = jax.local_devices()
     if args.devices:
         if args.devices > len(devices):
             raise UsageError(f"--devices {args.devices}: this process sees {len(devices)} device(s)")
         devices = devices[:args.devices]
     try:
-        shape = load_image(run.images[0], run.size, run.channels or run.task.input_channels).shape
+        shape = first_problem_shape(run, run.images)
         method = run.build_method(shape)
-    except ImageError as exc:
+    except (ImageError, FastMRIError) as exc:
         raise UsageError(str(exc).splitlines()[0]) from None
     except (OptionError, ValueError) as exc:
         raise _option_error(exc) from None
@@ -583,8 +585,8 @@ def run_dataset_command(args, argv=None) -> dict | None:
     try:
         summary = run_dataset(run, args.out, config=config, devices=devices, group_size=args.group,
                               checkpoint_every=args.checkpoint_every or 0, progress=not args.no_progress)
-    except (ImageError, OptionError, ValueError, MemoryError) as exc:  # refused before any image ran: leave nothing
-        if created and all(name.startswith(".") for name in os.listdir(args.out)):  # behind
+    except (ImageError, FastMRIError, OptionError, ValueError, MemoryError) as exc:  # refused before any image ran:
+        if created and all(name.startswith(".") for name in os.listdir(args.out)):  # leave nothing behind
             import shutil
 
             shutil.rmtree(args.out, ignore_errors=True)

@@ -47,6 +47,7 @@ from dipjax.engine import image_mesh
 from dipjax.files import atomic_path
 from dipjax.plotting import plot_psnr_band
 from dipjax.report import strict_json, write_image_report, write_json
+from dipjax.tasks import degradation_key
 
 LIST_SUFFIXES = (".txt", ".lst")
 SUMMARY_FILES = ("summary.json", "summary.csv", "summary.md", "psnr_band.png")
@@ -63,16 +64,17 @@ class DatasetInterrupted(Exception):
         self.signum = signum
 
 
-def list_inputs(specs: Sequence[str]) -> list[str]:
-    """Image specifications from folders (their image files, sorted, not recursive), globs, list files (``.txt``/
-    ``.lst``: one path per line, relative to the list file; ``#`` comments) and single images (a path or a bundled
-    name), in the order given. Raises :class:`~dipjax.data.ImageError` for a spec that yields nothing."""
+def list_inputs(specs: Sequence[str], suffixes: tuple[str, ...] = FILE_SUFFIXES) -> list[str]:
+    """Image specifications from folders (their files with ``suffixes``, by default the image files; sorted, not
+    recursive), globs, list files (``.txt``/``.lst``: one path per line, relative to the list file; ``#`` comments)
+    and single images (a path or a bundled name), in the order given. Raises :class:`~dipjax.data.ImageError` for a
+    spec that yields nothing."""
     found: list[str] = []
     for spec in specs:
         if os.path.isdir(spec):
-            files = sorted(os.path.join(spec, f) for f in os.listdir(spec) if f.lower().endswith(FILE_SUFFIXES))
+            files = sorted(os.path.join(spec, f) for f in os.listdir(spec) if f.lower().endswith(suffixes))
             if not files:
-                raise ImageError(f"folder {spec!r} holds no image files ({', '.join(FILE_SUFFIXES)})")
+                raise ImageError(f"folder {spec!r} holds no image files ({', '.join(suffixes)})")
         elif spec.lower().endswith(LIST_SUFFIXES):
             try:
                 with open(spec) as f:
@@ -85,13 +87,34 @@ def list_inputs(specs: Sequence[str]) -> list[str]:
             if not files:
                 raise ImageError(f"list file {spec!r} names no images")
         elif any(c in spec for c in "*?["):
-            files = sorted(f for f in glob.glob(spec) if f.lower().endswith(FILE_SUFFIXES))
+            files = sorted(f for f in glob.glob(spec) if f.lower().endswith(suffixes))
             if not files:
-                raise ImageError(f"pattern {spec!r} matches no image files ({', '.join(FILE_SUFFIXES)})")
+                raise ImageError(f"pattern {spec!r} matches no image files ({', '.join(suffixes)})")
         else:
             files = [spec]
         found.extend(files)
     return found
+
+
+def measured_tasks(run, specs: Sequence[str]) -> list | None:
+    """One task per input, each reading its file, when every input is a measured-data file of ``run.task`` (fastMRI
+    ``.h5`` for ``mri``); None when none is; :class:`~dipjax.data.ImageError` when images and files are mixed."""
+    suffixes = run.task.file_suffixes
+    measured = [bool(suffixes) and spec.lower().endswith(suffixes) for spec in specs]
+    if not any(measured):
+        return None
+    if not all(measured):
+        raise ImageError(f"the dataset mixes {run.task.name} data files ({', '.join(suffixes)}) and images; run them "
+                         "separately")
+    return [run.task.with_file(spec) for spec in specs]
+
+
+def first_problem_shape(run, specs: Sequence[str]) -> tuple[int, ...]:
+    """The image shape of the dataset's first input (the network is built for it)."""
+    tasks = measured_tasks(run, specs)
+    if tasks is not None:
+        return tuple(tasks[0].load_measured(degradation_key(run.seed, "measured"))[0].x_true.shape)
+    return load_image(specs[0], run.size, run.channels or run.task.input_channels).shape
 
 
 def groups_of(n: int, size: int) -> list[list[int]]:
@@ -117,14 +140,21 @@ def run_dataset(run, out: str, *, config: dict[str, Any], devices=None, group_si
     devices = list(devices or jax.local_devices())
     group_size = group_size or len(devices)
     specs, labels = list(run.images), unique_labels(run.images)
-    channels = run.channels or run.task.input_channels
-    images = [load_image(spec, run.size, channels) for spec in specs]  # every file is read before any compute
-    shapes = {im.shape for im in images}
-    if len(shapes) > 1:
-        gray = [lab for lab, im in zip(labels, images) if im.shape[-1] == 1]
-        raise ImageError(f"the dataset mixes grayscale ({', '.join(gray[:5])}{'…' if len(gray) > 5 else ''}) and "
-                         "colour images; pass --gray or --rgb")
-    method = run.build_method(images[0].shape)
+    tasks = measured_tasks(run, specs)
+    if tasks is None:
+        channels = run.channels or run.task.input_channels
+        images = [load_image(spec, run.size, channels) for spec in specs]  # every file is read before any compute
+        shapes = {im.shape for im in images}
+        if len(shapes) > 1:
+            gray = [lab for lab, im in zip(labels, images) if im.shape[-1] == 1]
+            raise ImageError(f"the dataset mixes grayscale ({', '.join(gray[:5])}{'…' if len(gray) > 5 else ''}) "
+                             "and colour images; pass --gray or --rgb")
+        shape = images[0].shape
+    else:  # measured data: files differ in size and coils, so each is a group of its own
+        for task in tasks:
+            task.check_file()  # every file is read before any compute
+        shape, group_size = first_problem_shape(run, specs), 1
+    method = run.build_method(shape)
     os.makedirs(os.path.join(out, CHECKPOINTS), exist_ok=True)
     record = os.path.join(out, f".throughput-{process_index}.json")
     if os.path.exists(record):
@@ -139,8 +169,12 @@ def run_dataset(run, out: str, *, config: dict[str, Any], devices=None, group_si
             continue
         if all(os.path.isdir(os.path.join(out, labels[i])) for i in group):
             continue  # finished by an earlier run: reused as it is
-        sub = dataclasses.replace(run, images=tuple(specs[i] for i in group))
-        problems = sub.simulate([images[i] for i in group])
+        if tasks is None:
+            sub = dataclasses.replace(run, images=tuple(specs[i] for i in group))
+            problems = sub.simulate([images[i] for i in group])
+        else:
+            problems = [tasks[i].load_measured(degradation_key(run.seed, "measured"))[0] for i in group]
+        task_of = (lambda i: run.task) if tasks is None else tasks.__getitem__
         checkpoint = os.path.join(out, CHECKPOINTS, f"group-{g:05d}.npz")
         result = run.execute(method, problems, progress=progress, interruptible=True, checkpoint=checkpoint,
                              checkpoint_every=checkpoint_every, resume=os.path.isfile(checkpoint), devices=devices)
@@ -155,9 +189,9 @@ def run_dataset(run, out: str, *, config: dict[str, Any], devices=None, group_si
             size = "x".join(map(str, p.image_shape[:2]))
             metrics = write_image_report(
                 partial, p, result, j if len(group) > 1 else None, label=labels[i],
-                config={**config, "images": [specs[i]]},
+                config={**config, "images": [specs[i]], "task": task_of(i).options()},
                 title=f"{run.method} · {run.task.name} · {labels[i]} ({size}, σ={run.task.sigma:g})",
-                evaluate=lambda x, p=p: run.task.task_metrics(p, x))
+                evaluate=lambda x, p=p, task=task_of(i): task.task_metrics(p, x))
             os.replace(partial, final)
             log(f"{labels[i]}: input {metrics['psnr_input']:.2f} dB, final {metrics['psnr_final']:.2f} dB, "
                 f"peak (oracle) {metrics['psnr_peak_oracle']:.2f} dB -> {final}")

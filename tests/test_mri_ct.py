@@ -342,3 +342,37 @@ def test_dicom_flag_is_an_image_file(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["images"] == [path]
     assert main(["reconstruct", "--task", "ct", "--dicom", str(tmp_path / "no.dcm"), "--out", str(tmp_path / "o")]) == 2
     assert "no.dcm" in capsys.readouterr().err
+
+
+def test_a_folder_of_fastmri_files_is_a_dataset(tmp_path, capsys):
+    """`dipjax dataset --task mri --inputs FOLDER` reconstructs every .h5 file of it (files of different sizes, one
+    group each) with the numbers `dipjax reconstruct --kspace FILE` gives that file, scored against each file's RSS;
+    a folder mixing files and images is refused with one line."""
+    import json
+
+    from dipjax.cli import main
+    from dipjax.fastmri import write_fastmri
+
+    data = tmp_path / "knees"
+    data.mkdir()
+    for name, (h, w) in [("a", (64, 56)), ("b", (64, 72))]:
+        img = resize(shepp_logan_phantom(), (h, w), order=1) * np.exp(1j * np.linspace(0, 1, w))[None]
+        write_fastmri(str(data / f"{name}.h5"), np.asarray(fft2c(birdcage_maps((4, h, w)) * img[None]))[None] * 1e-4,
+                      recon_size=(48, 48))
+    net = ["--method", "dip", "--width", "4", "--scales", "2", "--steps", "3", "--no-progress", "--no-ssim",
+           "--center-fraction", "0.25"]  # ESPIRiT needs 8 calibration columns of these narrow files
+    assert main(["dataset", "--task", "mri", "--inputs", str(data), "--out", str(tmp_path / "set")] + net) == 0
+    summary = json.loads((tmp_path / "set" / "summary.json").read_text())
+    assert summary["images"] == 2 and np.isfinite(summary["metrics"]["psnr_fastmri_final"]["mean"])
+    assert main(["reconstruct", "--task", "mri", "--kspace", str(data / "b.h5"), "--out", str(tmp_path / "one")]
+                + net) == 0
+    alone = json.loads((tmp_path / "one" / "b-slice0" / "metrics.json").read_text())
+    in_set = json.loads((tmp_path / "set" / "b" / "metrics.json").read_text())
+    assert in_set["config"]["task"]["kspace"] == str(data / "b.h5")
+    for key in ("psnr_input", "psnr_final", "psnr_peak_oracle", "psnr_fastmri_final", "ssim_fastmri_final"):
+        assert in_set[key] == alone[key], key
+    capsys.readouterr()
+    (data / "c.png").write_bytes((tmp_path / "set" / "b" / "estimate.png").read_bytes())
+    assert main(["dataset", "--task", "mri", "--inputs", str(data), "--out", str(tmp_path / "mixed")] + net) == 2
+    err = capsys.readouterr().err.strip()
+    assert "mixes mri data files" in err and len(err.splitlines()) == 1 and not (tmp_path / "mixed").exists()

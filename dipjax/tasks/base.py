@@ -57,6 +57,10 @@ class TaskConfig:
     operator_channels: ClassVar[int | None] = None
     #: Complex images (two real channels, unbounded): the method registry builds networks without an output sigmoid.
     complex_images: ClassVar[bool] = False
+    #: The option naming a measured-data file the task can reconstruct instead of simulating (``mri``: ``kspace``),
+    #: and the suffixes of such files (``dipjax dataset`` takes folders of them); None and () when it only simulates.
+    file_option: ClassVar[str | None] = None
+    file_suffixes: ClassVar[tuple[str, ...]] = ()
 
     sigma: float = option(25.0, "Gaussian noise std on the 0-255 scale")
     noise_channels: str = option("independent", "draw the noise per channel, or once per pixel for all channels "
@@ -110,6 +114,16 @@ class TaskConfig:
         """Whether the task reconstructs measured data from a file (``mri --kspace``) instead of simulating from
         images; such a task implements :meth:`load_measured`."""
         return False
+
+    def with_file(self, path: str) -> "TaskConfig":
+        """This task reconstructing the measured-data file ``path`` (its :attr:`file_option` set to it)."""
+        if self.file_option is None:
+            raise ValueError(f"task {self.name} reads no measured-data files")
+        return dataclasses.replace(self, **{self.file_option: path})
+
+    def check_file(self) -> None:
+        """Read the measured-data file the task names (``FastMRIError`` when it cannot be used); nothing to do for a
+        task that simulates."""
 
     def load_measured(self, key) -> tuple[Problem, str]:  # pragma: no cover - abstract
         """``(problem, label)`` of the measured data the task reads (``key`` draws a retrospective mask)."""

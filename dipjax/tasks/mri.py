@@ -68,13 +68,16 @@ class MRIConfig(TaskConfig):
                          "instead of simulating from --image")
     slice: int = option(-1, "slice of --kspace (-1: the middle one)")
 
+    file_option: ClassVar[str | None] = "kspace"
+    file_suffixes: ClassVar[tuple[str, ...]] = (".h5", ".hdf5")
+
     def check(self):
         require(1 <= self.coils <= 64, "coils", f"must be between 1 and 64, got {self.coils}")
         require(self.acceleration >= 1, "acceleration", f"must be at least 1, got {self.acceleration}")
         require(0 < self.center_fraction <= 1, "center_fraction", f"must be in (0, 1], got {self.center_fraction}")
         require(1 <= self.oversample <= 4, "oversample", f"must be 1, 2, 3 or 4, got {self.oversample}")
         require(self.slice >= -1, "slice", f"must be a slice index or -1, got {self.slice}")
-        require(self.kspace == "" or self.kspace.endswith((".h5", ".hdf5")), "kspace",
+        require(self.kspace == "" or self.kspace.endswith(self.file_suffixes), "kspace",
                 f"must be a fastMRI HDF5 file (.h5), got {self.kspace!r}")
 
     def sampling_mask(self, key, h: int, w: int) -> np.ndarray:
@@ -142,6 +145,10 @@ class MRIConfig(TaskConfig):
 
     def _slice(self) -> FastMRISlice:
         return read_fastmri(self.kspace, self.slice)
+
+    def check_file(self) -> None:
+        if self.reads_file():
+            self._slice()
 
     @staticmethod
     def _scale(kspace, mask) -> float:
