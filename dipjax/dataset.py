@@ -43,7 +43,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from dipjax.data import BUNDLED, BUNDLED_DICOM, FILE_SUFFIXES, ImageError, load_image, unique_labels
-from dipjax.engine import image_mesh
+from dipjax.engine import PipelineInterrupted, image_mesh
 from dipjax.files import atomic_path
 from dipjax.plotting import plot_psnr_band
 from dipjax.report import strict_json, write_image_report, write_json
@@ -153,8 +153,9 @@ def run_dataset(run, out: str, *, config: dict[str, Any], devices=None, group_si
     else:  # measured data: files differ in size and coils, so each is a group of its own
         for task in tasks:
             task.check_file()  # every file is read before any compute
-        shape, group_size = first_problem_shape(run, specs), 1
-    method = run.build_method(shape)
+        shape, group_size = None, 1  # the network is built for the first file's problem, once it is loaded
+    method = run.build_method(shape) if shape is not None else None
+    task_of = (lambda i: run.task) if tasks is None else tasks.__getitem__
     os.makedirs(os.path.join(out, CHECKPOINTS), exist_ok=True)
     record = os.path.join(out, f".throughput-{process_index}.json")
     if os.path.exists(record):
@@ -174,10 +175,15 @@ def run_dataset(run, out: str, *, config: dict[str, Any], devices=None, group_si
             problems = sub.simulate([images[i] for i in group])
         else:
             problems = [tasks[i].load_measured(degradation_key(run.seed, "measured"))[0] for i in group]
-        task_of = (lambda i: run.task) if tasks is None else tasks.__getitem__
+            if method is None:
+                method = run.build_method(tuple(problems[0].x_true.shape))
         checkpoint = os.path.join(out, CHECKPOINTS, f"group-{g:05d}.npz")
-        result = run.execute(method, problems, progress=progress, interruptible=True, checkpoint=checkpoint,
-                             checkpoint_every=checkpoint_every, resume=os.path.isfile(checkpoint), devices=devices)
+        saved = os.path.isfile(checkpoint) or glob.glob(glob.escape(checkpoint[:-4]) + "-*.npz")  # OES: per stage
+        try:
+            result = run.execute(method, problems, progress=progress, interruptible=True, checkpoint=checkpoint,
+                                 checkpoint_every=checkpoint_every, resume=bool(saved), devices=devices)
+        except PipelineInterrupted as exc:  # OES: its stage checkpoints are saved
+            raise DatasetInterrupted(exc.signum) from None
         if result.interrupted:
             raise DatasetInterrupted(result.interrupted)
         for j, i in enumerate(group):

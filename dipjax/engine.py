@@ -502,8 +502,8 @@ def reconstruct(method, problem, key, steps: int, *, stopper=None, monitor=None,
     if not use_scan or steps % sync_every:
         run_step, c = _compile(prog.step, args0)
         compile_seconds += c
-    memory_bytes = max(filter(None, (memory_bytes, memory([f for f in (run_scan, run_step) if f], "its step program"))),
-                       default=None)
+    step_bytes = memory([f for f in (run_scan, run_step) if f is not None], "its step program")
+    memory_bytes = max(filter(None, (memory_bytes, step_bytes)), default=None)
 
     lead = (n_images,) if batched else ()
     history = {k: np.full(lead + (steps,), np.nan, np.float32) for k in names}
@@ -568,8 +568,8 @@ def reconstruct(method, problem, key, steps: int, *, stopper=None, monitor=None,
     return Result(x_final=x_final, history={k: v[..., :t] for k, v in history.items()}, steps=t,
                   compile_seconds=compile_seconds, init_seconds=init_seconds, run_seconds=run_seconds,
                   strategy=(batch, loop), state=states[0] if len(states) == 1 else states, summary=summary,
-                  sync_times=np.asarray(sync_times, np.float64).reshape(-1, 2), interrupted=interrupt["signal"] if t < steps else 0,
-                  memory_bytes=memory_bytes)
+                  sync_times=np.asarray(sync_times, np.float64).reshape(-1, 2),
+                  interrupted=interrupt["signal"] if t < steps else 0, memory_bytes=memory_bytes)
 
 
 def _read_history(carries, shares, history, start, stop, buffer):

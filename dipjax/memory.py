@@ -129,5 +129,5 @@ def check_fits(needed: int | None, device, what: str) -> None:
     free = available_bytes(device)
     if needed is None or free is None or needed <= free:
         return
-    raise RunTooLarge(f"it needs about {human_bytes(needed)} by XLA's account of {what}, and {human_bytes(max(free, 0))} is free "
-                      f"on {device.platform} (set {ENV} to change the limit)")
+    raise RunTooLarge(f"it needs about {human_bytes(needed)} by XLA's account of {what}, and "
+                      f"{human_bytes(max(free, 0))} is free on {device.platform} (set {ENV} to change the limit)")
