@@ -27,7 +27,9 @@ network shrunk for 64² on 2 CPU cores, the same budget of network updates for a
 Writes experiments/results/fig6_robustness/{figure.png, metrics.json}: per method the mean and std over images of
 ``psnr_peak`` (oracle), ``psnr_final``, their difference, the peak iteration, seconds per step and seconds to the
 peak; per stopper ``detection_gap``; every image's numbers; the mean curves plotted (every ``curve_every``-th step).
-An interrupted run continues with ``--resume`` from ``partial.json``, which holds every finished image.
+Each method runs as one ``dipjax dataset`` run (:func:`dipjax.dataset.run_dataset`: the same keys and noise as a
+one-image ``dipjax reconstruct``; DIP twice more, with ES-WMV and with ES-EMV watching) into ``--runs/<method>/``
+(default ``OUT/runs``, not committed); repeating an interrupted command reuses every finished image.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import time
 
@@ -46,13 +49,12 @@ import matplotlib  # noqa: E402
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from dipjax.data import load_image  # noqa: E402
-from dipjax.engine import reconstruct  # noqa: E402
-from dipjax.methods import METHODS, build_method  # noqa: E402
+from dipjax.data import unique_labels  # noqa: E402
+from dipjax.dataset import run_dataset  # noqa: E402
+from dipjax.methods import METHODS  # noqa: E402
 from dipjax.methods.oes import PRUNE_SCOPES  # noqa: E402
-from dipjax.metrics import psnr  # noqa: E402
-from dipjax.stopping import ExponentialMovingVariance, WindowedMovingVariance  # noqa: E402
-from dipjax.tasks import degradation_key, task_config  # noqa: E402
+from dipjax.run import RunConfig  # noqa: E402
+from dipjax.tasks import task_config  # noqa: E402
 from dipjax.xla_flags import apply_default_flags  # noqa: E402
 
 TASK = task_config("denoise", sigma=25.0)
@@ -67,46 +69,50 @@ CHECKS = {"dip": "final >= 1.5 dB below peak", "aseq_dip": "final within 1 dB of
           "dop": "final within 1 dB of peak", "es_wmv": "mean detection gap <= 1 dB"}
 
 
-def make_method(name, args):
-    shape = (args.size, args.size, 3)
+def run_config(name, args, stop=None) -> RunConfig:
+    """The dataset configuration of method ``name`` (its network shrunk for 64², see the module docstring)."""
+    width, scales, options = args.width, 5, {}
     if name in ("sg_dip", "aseq_dip"):
-        return build_method(name, TASK, shape, width=args.width // 2)
-    if name == "deep_decoder":
-        return build_method(name, TASK, shape, width=args.dd_k, scales=4)
-    if name == "oes":
-        return build_method(name, TASK, shape, scales=5, prune=args.oes_prune, mask_lr=args.oes_mask_lr,
-                            mask_steps=args.oes_mask_steps)
-    if name == "drp":
-        return build_method(name, TASK, shape)
-    return build_method(name, TASK, shape, width=args.width, scales=5)
+        width, scales = args.width // 2, None
+    elif name == "deep_decoder":
+        width, scales = args.dd_k, 4
+    elif name == "oes":
+        width, options = None, {"prune": args.oes_prune, "mask_lr": args.oes_mask_lr,
+                                "mask_steps": args.oes_mask_steps}
+    elif name == "drp":
+        width, scales = None, None
+    return RunConfig(task=TASK, method=name, images=args.images, size=args.size, channels=3, width=width,
+                     scales=scales, method_options=tuple(options.items()), steps=args.steps, seed=args.seed, stop=stop,
+                     track_ssim=False)
 
 
-def run_image(name, problem, args, key):
-    """Every method on one problem; returns {method: record}."""
+#: The dataset runs, one folder each under --runs: every method, and DIP twice more with each stopping rule watching
+RUNS = {**{m: (m, None) for m in METHODS}, "es_wmv": ("dip", "wmv"), "es_emv": ("dip", "emv")}
+
+
+def run_dataset_of(run_name, args) -> dict:
+    """``dipjax dataset`` for one of :data:`RUNS` (resumable: finished images are reused) and its per-image records."""
+    method, stop = RUNS[run_name]
+    run = run_config(method, args, stop)
+    folder = os.path.join(args.runs, run_name)
+    t0 = time.perf_counter()
+    run_dataset(run, folder, config=run.resolved(run.build_method((args.size, args.size, 3))),
+                log=lambda line: print(f"  {run_name:>12} {line}", flush=True))
     records = {}
-    for m in args.methods:
-        method = make_method(m, args)
-        t0 = time.perf_counter()
-        stoppers = {"es_wmv": WindowedMovingVariance(window=100, patience=1000),
-                    "es_emv": ExponentialMovingVariance(patience=1000)} if m == "dip" else {None: None}
-        for stop_name, stopper in stoppers.items():
-            r = reconstruct(method, problem, key, args.steps, stopper=stopper, track_ssim=False)
-            if stop_name is not None:
-                x_stop = r.x_stop
-                records[stop_name] = {"iter_stop": int(r.iter_stop), "psnr_stop": float(psnr(x_stop, problem.x_true)),
-                                      "psnr_peak": float(r.psnr_peak_oracle)}
-                records[stop_name]["detection_gap"] = records[stop_name]["psnr_peak"] - records[stop_name]["psnr_stop"]
-        curve = r.history["psnr"]
-        extra = {}
-        if m == "oes":  # the pipeline learned the mask first (its own reconstruct run)
-            stage1 = r.extras["mask_results"][0]
-            extra = {"mask_steps": r.extras["mask_steps"], "mask_density": r.extras["masks"][0].density,
-                     "mask_seconds": stage1.run_seconds + stage1.compile_seconds}
-        records[m] = {"psnr_peak": float(r.psnr_peak_oracle), "iter_peak": int(r.iter_peak_oracle),
-                      "psnr_final": float(curve[-1]), "seconds_per_step": r.seconds_per_step,
-                      "compile_seconds": r.compile_seconds, "curve": curve, **extra}
-        print(f"  {name:>20} {m:>12}: peak {records[m]['psnr_peak']:.2f} dB @ {records[m]['iter_peak']}, "
-              f"final {records[m]['psnr_final']:.2f} dB ({time.perf_counter() - t0:.0f} s)", flush=True)
+    for name, label in zip(args.images, unique_labels(args.images)):
+        with open(os.path.join(folder, label, "metrics.json")) as f:
+            m = json.load(f)
+        with open(os.path.join(folder, label, "history.json")) as f:
+            curve = np.asarray(json.load(f)["psnr"], np.float64)
+        if stop is not None:
+            records[name] = {"iter_stop": m["iter_stop"], "psnr_stop": m["psnr_stop"],
+                             "psnr_peak": m["psnr_peak_oracle"], "detection_gap": m["detection_gap"]}
+        else:
+            records[name] = {"psnr_peak": m["psnr_peak_oracle"], "iter_peak": m["iter_peak_oracle"],
+                             "psnr_final": float(curve[-1]), "seconds_per_step": m["seconds_per_step"],
+                             "compile_seconds": m["compile_seconds"], "psnr_input": m["psnr_input"], "curve": curve,
+                             **({"mask_steps": m["mask_steps"]} if "mask_steps" in m else {})}
+    print(f"{run_name}: {len(records)} images ({time.perf_counter() - t0:.0f} s)", flush=True)
     return records
 
 
@@ -204,8 +210,9 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=OUT)
     ap.add_argument("--overwrite", action="store_true")
-    ap.add_argument("--resume", action="store_true",
-                    help="skip the images already in --out/partial.json (an interrupted run with the same settings)")
+    ap.add_argument("--runs", default=None,
+                    help="folder of the per-method dataset runs (default --out/runs; not committed). Repeating an "
+                         "interrupted command continues it there")
     ap.add_argument("--recheck", action="store_true",
                     help="re-evaluate the checks of an existing metrics.json in --out (no training)")
     args = ap.parse_args(argv)
@@ -231,41 +238,35 @@ def main(argv=None):
         ap.error(f"unknown method(s) {', '.join(unknown)}; expected some of {', '.join(METHODS)}")
     args.curve_every = max(1, args.steps // 500)
     out_png, out_json = os.path.join(args.out, "figure.png"), os.path.join(args.out, "metrics.json")
-    partial_path = os.path.join(args.out, "partial.json")
-    resuming = args.resume and os.path.exists(partial_path)
-    if not (args.overwrite or resuming) and (os.path.exists(out_png) or os.path.exists(out_json)):
+    args.runs = args.runs or os.path.join(args.out, "runs")
+    if not args.overwrite and (os.path.exists(out_png) or os.path.exists(out_json)):
         ap.error(f"{args.out} already holds results; pass --overwrite to replace them")
+    if args.overwrite:
+        shutil.rmtree(args.runs, ignore_errors=True)
     os.makedirs(args.out, exist_ok=True)
 
     t_start = time.perf_counter()
-    # Each finished image is checkpointed, so an interrupted full run resumes (--resume) where it stopped.
-    run_config = {k: getattr(args, k) for k in ("size", "width", "dd_k", "steps", "oes_mask_steps", "oes_prune",
-                                                "oes_mask_lr", "seed")}
-    run_config["methods"] = list(args.methods)
-    per_image, psnr_inputs, seconds_before = {}, {}, 0.0
-    if resuming:
-        with open(partial_path) as f:
-            partial = json.load(f)
-        if partial["config"] != run_config:
-            ap.error(f"{partial_path} was written with {partial['config']}, not {run_config}")
-        per_image, psnr_inputs, seconds_before = partial["per_image"], partial["psnr_input"], partial["seconds"]
-        print(f"resuming after {', '.join(per_image)}", flush=True)
-    for name in args.images:
-        if name in per_image:
-            continue
-        img = load_image(name, args.size, 3)
-        problem = TASK.simulate(degradation_key(args.seed, name), img)
-        psnr_inputs[name] = float(psnr(problem.y, problem.x_true))
-        print(f"{name}: noisy {psnr_inputs[name]:.2f} dB", flush=True)
-        per_image[name] = run_image(name, problem, args, jax.random.key(args.seed))
-        with open(partial_path, "w") as f:
-            json.dump(clean({"config": run_config, "per_image": per_image, "psnr_input": psnr_inputs,
-                             "seconds": seconds_before + time.perf_counter() - t_start}), f)
+    # Every method is one `dipjax dataset` run (dipjax.dataset.run_dataset) into --runs/<method>/: per-image folders
+    # written atomically, so an interrupted run continues where it stopped when the same command is repeated.
+    settings = {k: getattr(args, k) for k in ("size", "width", "dd_k", "steps", "oes_mask_steps", "oes_prune",
+                                              "oes_mask_lr", "seed")}
+    settings_path = os.path.join(args.runs, "settings.json")
+    if os.path.exists(settings_path):
+        with open(settings_path) as f:
+            if json.load(f) != settings:
+                ap.error(f"{args.runs} holds runs with other settings; pass --overwrite or another --runs")
+    os.makedirs(args.runs, exist_ok=True)
+    with open(settings_path, "w") as f:
+        json.dump(settings, f)
+    runs = [m for m in args.methods] + (["es_wmv", "es_emv"] if "dip" in args.methods else [])
+    by_run = {r: run_dataset_of(r, args) for r in runs}
+    per_image = {n: {r: by_run[r][n] for r in runs} for n in args.images}
+    psnr_inputs = {n: by_run[args.methods[0]][n]["psnr_input"] for n in args.images}
     per_image = {n: per_image[n] for n in args.images}
     psnr_input_mean = float(np.mean([psnr_inputs[n] for n in args.images]))
     summary, checks = summarise(per_image, args, psnr_input_mean)
     plot(summary, psnr_input_mean, args, out_png)
-    total = seconds_before + time.perf_counter() - t_start
+    total = time.perf_counter() - t_start
 
     per_image_out = {n: {m: {k: v for k, v in r.items() if k != "curve"} for m, r in rs.items()}
                      for n, rs in per_image.items()}
@@ -279,7 +280,6 @@ def main(argv=None):
               "per_image": per_image_out}
     with open(out_json, "w") as f:
         json.dump(clean(record), f, indent=1)
-    os.remove(partial_path)
     for m, c in checks.items():
         print(f"check {m}: {c['rule']}: {c['value']:.2f} dB -> {'PASS' if c['passed'] else 'FAIL'}")
     print(f"done in {total / 60:.1f} min -> {args.out}")
