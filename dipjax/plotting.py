@@ -33,12 +33,17 @@ def plot_curve(path: str, history: dict, title: str = "", psnr_input: float | No
             ax.axhline(psnr_input, color="gray", ls="--", lw=1, label=f"input {psnr_input:.2f} dB")
         if iter_stop is not None:
             ax.axvline(iter_stop, color="C2", ls=":", label=f"stop @ {iter_stop}")
-        ax.set_xlabel("iteration")
-        ax.set_ylabel("PSNR (dB)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="lower right")
+        _label_psnr_axes(ax)
     fig.suptitle(title, fontsize=10)
     _save(fig, path)
+
+
+def _label_psnr_axes(ax) -> None:
+    """PSNR against iteration: axis labels, grid and legend."""
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("PSNR (dB)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
 
 
 def _save(fig, path: str) -> None:
@@ -67,9 +72,6 @@ def plot_psnr_band(path: str, curves: np.ndarray, title: str = "") -> None:
         ax.plot(it, c, lw=0.5, color="gray", alpha=0.5)
     ax.plot(it, mean, color="C0", lw=1.5, label=f"mean of {len(curves)} images")
     ax.fill_between(it, mean - std, mean + std, color="C0", alpha=0.25, label="± 1 std")
-    ax.set_xlabel("iteration")
-    ax.set_ylabel("PSNR (dB)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    _label_psnr_axes(ax)
     ax.set_title(title, fontsize=10)
     _save(fig, path)

@@ -169,6 +169,23 @@ def test_a_resumed_run_ends_bit_for_bit_as_the_uninterrupted_one(tmp_path):
 TIMING = {"seconds", "compile_seconds", "init_seconds", "seconds_per_step", "config"}
 
 
+def _sigint_once_written(argv, path, timeout: float = 240.0) -> tuple[int, str]:
+    """Run ``dipjax ARGV`` in a subprocess, send SIGINT as soon as ``path`` exists, and return its exit status and
+    standard error."""
+    proc = subprocess.Popen([sys.executable, "-m", "dipjax.cli"] + argv, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=dict(os.environ, JAX_PLATFORMS="cpu"))
+    try:
+        end = time.monotonic() + timeout
+        while not path.exists():
+            assert proc.poll() is None and time.monotonic() < end, proc.communicate()[1].decode()
+            time.sleep(0.002)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    return proc.returncode, err.decode()
+
+
 def test_kill_a_cli_run_after_its_first_checkpoint_and_resume_it(tmp_path):
     """The issue's check: SIGINT after the first checkpoint of a 300-step run at 32², `dipjax resume`, and the
     numbers and estimate.png of the uninterrupted run."""
@@ -176,19 +193,8 @@ def test_kill_a_cli_run_after_its_first_checkpoint_and_resume_it(tmp_path):
             "--steps", "300", "--seed", "5", "--no-ssim", "--no-progress"]
     assert main(args + ["--out", str(tmp_path / "whole")]) == 0
     out = tmp_path / "stopped"
-    proc = subprocess.Popen([sys.executable, "-m", "dipjax.cli"] + args + ["--checkpoint-every", "50", "--out",
-                            str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env=dict(os.environ, JAX_PLATFORMS="cpu"))
-    try:
-        end = time.monotonic() + 240
-        while not (out / "checkpoint.npz").exists():
-            assert proc.poll() is None and time.monotonic() < end, proc.communicate()[1].decode()
-            time.sleep(0.002)
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=120)
-    finally:
-        proc.kill()
-    assert proc.returncode == 130, err.decode()
+    code, err = _sigint_once_written(args + ["--checkpoint-every", "50", "--out", str(out)], out / "checkpoint.npz")
+    assert code == 130, err
     stopped_at = _strict(out / "camera" / "metrics.json")["steps"]
     assert 50 <= stopped_at < 300
     assert main(["resume", str(out)]) == 0
@@ -208,20 +214,10 @@ def test_oes_interrupted_in_its_mask_stage_resumes_bit_for_bit(tmp_path):
             "--scales", "1", "--oes-mask-steps", "600", "--steps", "100", "--seed", "2", "--no-ssim", "--no-progress"]
     assert main(args + ["--out", str(tmp_path / "whole")]) == 0
     out = tmp_path / "stopped"
-    proc = subprocess.Popen([sys.executable, "-m", "dipjax.cli"] + args + ["--checkpoint-every", "20", "--out",
-                            str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env=dict(os.environ, JAX_PLATFORMS="cpu"))
-    try:
-        end = time.monotonic() + 240
-        while not (out / "checkpoint-oes0-mask-run.npz").exists():
-            assert proc.poll() is None and time.monotonic() < end, proc.communicate()[1].decode()
-            time.sleep(0.002)
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=120)
-    finally:
-        proc.kill()
-    lines = err.decode().strip().splitlines()
-    assert proc.returncode == 130 and len(lines) == 1 and "interrupted during oes mask" in lines[0], lines
+    code, err = _sigint_once_written(args + ["--checkpoint-every", "20", "--out", str(out)],
+                                     out / "checkpoint-oes0-mask-run.npz")
+    lines = err.strip().splitlines()
+    assert code == 130 and len(lines) == 1 and "interrupted during oes mask" in lines[0], lines
     assert "dipjax resume" in lines[0] and not (out / "camera").exists()
     assert main(["resume", str(out)]) == 0
     a, b = (_strict(tmp_path / d / "camera" / "metrics.json") for d in ("whole", "stopped"))
