@@ -1,12 +1,14 @@
 """The XLA options dipjax runs with, chosen by measurement — the one place they are set.
 
-On CPU, this jaxlib sends matrix products (and the convolutions XLA lowers to them) to YNNPACK by default
-(``xla_cpu_experimental_ynn_fusion_type=individual_dot``). For the DIP step that is the slow path: with YNNPACK's
-fusions off, XLA's own kernels run one skip-net step (5 × 128, Adam, RGB) on 2 CPU cores in 1.05 s instead of
-1.99 s at 256² and in 4.64 s instead of 11.0 s at 512², within 10 % of PyTorch channels_last on the same machine
-(``python experiments/bench_xla_flags.py [--size 512]``; ``experiments/results/bench_xla_flags_{256,512}/``). The
-network's forward pass still agrees with PyTorch's to 1e-4 (the benchmark checks it); results differ from the
-YNNPACK path by floating-point rounding.
+On CPU, this jaxlib hands matrix products (and the convolutions XLA lowers to them) and reductions to YNNPACK by
+default. For the DIP step the products are the slow path there: with them on XLA's own kernels, one skip-net step
+(5 × 128, Adam, RGB) on 2 CPU cores took 1.05 s instead of 1.99 s at 256² and 4.64 s instead of 11.0 s at 512². The
+reductions are the other way round: XLA's own path rewrites each large sum (every batch normalisation's statistics)
+into a tree of ``reduce-window`` operations, 0.21 s of a 1.1 s step at 256²
+(``experiments/results/profile_step_no_ynnpack/``), so dipjax keeps YNNPACK for reductions only,
+``xla_cpu_experimental_ynn_fusion_type=reduce`` (``python experiments/bench_xla_flags.py [--size 512]``;
+``experiments/results/bench_xla_flags_{256,512}/``). The network's forward pass still agrees with PyTorch's
+to 1e-4 (the benchmark checks it); results differ from other option sets by floating-point rounding.
 
 :func:`apply_default_flags` adds the options to ``XLA_FLAGS``. XLA reads them once, when JAX first starts a
 backend, so it must run before any computation: the ``dipjax`` command calls it first thing, and a script or
@@ -21,7 +23,7 @@ import os
 
 ENV = "DIPJAX_XLA_DEFAULTS"
 #: option -> value, each measured by experiments/bench_xla_flags.py
-CPU_OPTIONS = {"--xla_cpu_experimental_ynn_fusion_type": ""}
+CPU_OPTIONS = {"--xla_cpu_experimental_ynn_fusion_type": "reduce"}
 #: jaxlib releases whose XLA knows these options and on which they were measured
 MEASURED_JAXLIB = ("0.10.", "0.11.")
 

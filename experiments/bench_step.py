@@ -16,16 +16,19 @@ Protocol, per image size:
   before anything is timed (the timed steps use each framework's default precision: TF32 convolutions on GPUs);
 * one step = input perturbation ``z + σ_p ε``, forward, ``mean (f(z) − y)²``, backward, Adam update, the result
   on the host-visible device (``block_until_ready`` / ``torch.cuda.synchronize``);
-* after ``--warmup`` steps of each, ``--rounds`` rounds in which every contender runs ``--block`` steps in turn
-  (alternating, so that load on the machine hits all alike); the median of the per-step times;
+* after ``--warmup`` steps of each, ``--rounds`` rounds in which every contender runs ``--settle`` untimed steps and
+  then ``--block`` timed steps in turn (alternating, so that load on the machine hits all alike; the untimed step
+  lets caches and the other framework's worker threads settle after a switch: with ``--settle 0`` the first
+  dipjax step after PyTorch's is the slowest of its block at 512²); the median of the per-step times;
 * ``dipjax step``: the method's jitted step alone (what PyTorch's loop does); ``dipjax engine``: the same steps
   through :func:`dipjax.engine.reconstruct` with its default monitors (PSNR, SSIM, oracle peak) and the engine's
   default strategy — what a user of ``dipjax reconstruct`` pays;
 * XLA runs with dipjax's options (:mod:`dipjax.xla_flags`; ``DIPJAX_XLA_DEFAULTS=off`` for XLA's own), recorded as
   ``xla_flags``;
-* FLOPs: the multiply–adds of every convolution in the jitted step's program (forward, input gradients and weight
-  gradients, read from the jaxpr: ``2 · |output| · C_in/groups · k_h · k_w`` each), so achieved GFLOP/s compare
-  against the same count on both sides.
+* FLOPs: the multiply–adds of every convolution and matrix product in the jitted step's program (forward, input
+  gradients and weight gradients, read from the jaxpr: ``2 · |output| · C_in/groups · k_h · k_w`` per convolution,
+  the 1×1 convolutions' derivatives as matrix products), so achieved GFLOP/s compare against the same count on both
+  sides.
 
 Writes ``experiments/results/bench_step/{metrics.json, figure.png}`` (``--out``), with ``ratio_to_channels_last``
 (dipjax step time / PyTorch channels_last time; the performance issue's target is ≤ 1 at 256² and 512²).
@@ -61,8 +64,9 @@ SIGMA_P = 1 / 30  # DIP's input perturbation at σ = 25 (the denoising preset)
 
 # --------------------------------------------------------------------------------------------------- FLOP count
 def conv_flops(jaxpr) -> int:
-    """Floating-point operations of every ``conv_general_dilated`` in a (closed) jaxpr, sub-jaxprs included:
-    ``2 · |output| · (C_in / groups) · prod(kernel window)`` per convolution."""
+    """Floating-point operations of every ``conv_general_dilated`` and ``dot_general`` in a (closed) jaxpr,
+    sub-jaxprs included (custom derivative rules too): ``2 · |output| · (C_in / groups) · prod(kernel window)`` per
+    convolution, ``2 · |output| · prod(contracted sizes)`` per matrix product (the 1×1 convolutions' derivatives)."""
     total = 0
     for eqn in jaxpr.eqns:
         if eqn.primitive.name == "conv_general_dilated":
@@ -70,6 +74,10 @@ def conv_flops(jaxpr) -> int:
             spec = eqn.params["dimension_numbers"].rhs_spec  # (out feature, in feature, spatial...)
             window = int(np.prod([rhs[d] for d in spec[2:]]))
             total += 2 * int(np.prod(eqn.outvars[0].aval.shape)) * rhs[spec[1]] * window
+        elif eqn.primitive.name == "dot_general":
+            (contracting, _), _ = eqn.params["dimension_numbers"]
+            lhs = eqn.invars[0].aval.shape
+            total += 2 * int(np.prod(eqn.outvars[0].aval.shape)) * int(np.prod([lhs[d] for d in contracting]))
         for sub in jaxprs_in_params(eqn.params):
             total += conv_flops(sub)
     return total
@@ -215,6 +223,8 @@ def bench_size(args, size: int, torch):
             fn()
     for _ in range(args.rounds):
         for label, fn in contenders.items():
+            for _ in range(args.settle):
+                fn()
             for _ in range(args.block):
                 t = time.perf_counter()
                 fn()
@@ -276,7 +286,9 @@ def main(argv=None):
     ap.add_argument("--width", type=int, default=128)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--block", type=int, default=2, help="steps each contender runs per round")
+    ap.add_argument("--block", type=int, default=2, help="timed steps each contender runs per round")
+    ap.add_argument("--settle", type=int, default=1,
+                    help="untimed steps each contender runs first in each round, after the other framework ran")
     ap.add_argument("--quick-engine", action="store_true", help="time the engine over --block steps only")
     ap.add_argument("--no-engine", action="store_true", help="do not time the engine (saves its compilation)")
     ap.add_argument("--no-torch", action="store_true", help="time dipjax alone even if PyTorch is importable")
@@ -305,7 +317,7 @@ def main(argv=None):
               "cpu_count": os.cpu_count(), "machine": platform.machine(), "width": args.width,
               "xla_flags": os.environ.get("XLA_FLAGS", ""),
               "command": " ".join(["python", "experiments/bench_step.py"] + (argv if argv is not None else sys.argv[1:])),
-              "protocol": {"warmup": args.warmup, "rounds": args.rounds, "block": args.block,
+              "protocol": {"warmup": args.warmup, "rounds": args.rounds, "block": args.block, "settle": args.settle,
                            "sigma_p": SIGMA_P, "lr": 0.01}, "rows": rows}
     if torch is not None:
         result["checks"] = {"dipjax_step_not_slower_than_channels_last": {

@@ -2,7 +2,7 @@
 its own process, since XLA reads its flags when the backend starts) and collect the step times.
 
     python experiments/bench_xla_flags.py --rounds 2       # 256², width 128, every variant (a few minutes)
-    python experiments/bench_xla_flags.py --size 512 --rounds 2 --variants default,no_ynnpack
+    python experiments/bench_xla_flags.py --size 512 --rounds 2 --variants default,no_ynnpack,ynnpack_reductions
 
 Each variant's run also times PyTorch channels_last in the same process (a reference for load drift between
 variants), and checks dipjax's forward pass under that variant against PyTorch's to 1e-4 — a variant that changes
@@ -28,7 +28,9 @@ VARIANTS = {
     "ynnpack_convolutions": "--xla_cpu_experimental_ynn_fusion_type=individual_dot,individual_convolution",
     "onednn": "--xla_cpu_use_onednn=true --xla_cpu_experimental_onednn_custom_call=true",
     "no_xnnpack": "--xla_cpu_use_xnnpack=false",
-    "no_ynnpack": "--xla_cpu_experimental_ynn_fusion_type=",  # dipjax's default since this measurement
+    "no_ynnpack": "--xla_cpu_experimental_ynn_fusion_type=",
+    # dipjax's default: YNNPACK for reductions only (XLA's own rewrites a large reduction into slow reduce-windows)
+    "ynnpack_reductions": "--xla_cpu_experimental_ynn_fusion_type=reduce",
 }
 
 
