@@ -67,6 +67,8 @@ def test_a_jacobian_larger_than_the_memory_budget_is_taken_in_groups_and_row_blo
     columns = empirical_ntk(apply, params, z, mode="reverse", chunk_size=8)
     assert _rel(empirical_ntk(apply, params, z, mode="gram", max_jacobian_bytes=budget), columns) < 1e-12
     assert _rel(empirical_ntk(apply, params, z), columns) < 1e-12
+    # a budget of three parameter vectors: "auto" takes columns, three at a time (32 outputs: a padded last block)
+    assert _rel(empirical_ntk(apply, params, z, max_jacobian_bytes=3 * 1041 * 8), columns) < 1e-12
 
 
 def test_lanczos_finds_the_top_eigenpairs(x64):

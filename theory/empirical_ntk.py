@@ -136,7 +136,8 @@ def empirical_ntk(apply: Apply, params, z, *, mode: str = "auto", chunk_size: in
       more than ``MAX_GRAM_ROW_BLOCKS`` row blocks.
     * ``"reverse"`` — columns ``J (Jᵀ E)`` for blocks ``E`` of ``chunk_size`` basis vectors (one reverse and one
       forward pass per column, memory ``chunk × P``): ``"auto"`` picks it when the Jacobian is far larger than the
-      budget.
+      budget, with ``chunk_size`` lowered so that ``chunk × P`` fits the budget too (at the 3-layer CNN of width
+      4096 of ``experiments/bench_ntk.py``, 64 columns of its 50 M parameters would need 26 GB in float64).
     * ``"forward"`` — Jacobian columns by forward mode over parameter blocks of ``chunk_size``, accumulating
       ``J_b J_bᵀ`` (memory ``n × chunk``): for networks with fewer parameters than outputs; ``"auto"`` picks it then.
 
@@ -156,6 +157,8 @@ def empirical_ntk(apply: Apply, params, z, *, mode: str = "auto", chunk_size: in
     if mode == "auto":
         blocks = max(-(-n // rows) for _, rows in plan)
         mode = "forward" if p < n else "gram" if blocks <= MAX_GRAM_ROW_BLOCKS else "reverse"
+        if mode == "reverse":  # each block of columns holds chunk × P numbers: keep them within the budget too
+            chunk_size = max(1, min(chunk_size, max_jacobian_bytes // (p * theta0.dtype.itemsize)))
     if mode == "gram":
         return _gram(apply, params, z, n, plan)
     dtype = theta0.dtype
