@@ -63,7 +63,7 @@ SIGMA_P = 1 / 30  # DIP's input perturbation at σ = 25 (the denoising preset)
 
 
 # --------------------------------------------------------------------------------------------------- FLOP count
-def conv_flops(jaxpr) -> int:
+def product_flops(jaxpr) -> int:
     """Floating-point operations of every ``conv_general_dilated`` and ``dot_general`` in a (closed) jaxpr,
     sub-jaxprs included (custom derivative rules too): ``2 · |output| · (C_in / groups) · prod(kernel window)`` per
     convolution, ``2 · |output| · prod(contracted sizes)`` per matrix product (the 1×1 convolutions' derivatives)."""
@@ -79,7 +79,7 @@ def conv_flops(jaxpr) -> int:
             lhs = eqn.invars[0].aval.shape
             total += 2 * int(np.prod(eqn.outvars[0].aval.shape)) * int(np.prod([lhs[d] for d in contracting]))
         for sub in jaxprs_in_params(eqn.params):
-            total += conv_flops(sub)
+            total += product_flops(sub)
     return total
 
 
@@ -191,7 +191,7 @@ def bench_size(args, size: int, torch):
     problem, method, state, step = dipjax_setup(size, args.width, args.seed)
     params = jax.device_get(state.params)
     z, y = np.asarray(state.z), np.asarray(problem.y)
-    flops = conv_flops(jax.make_jaxpr(method.step)(state, problem, jax.random.key(0)).jaxpr)
+    flops = product_flops(jax.make_jaxpr(method.step)(state, problem, jax.random.key(0)).jaxpr)
     t0 = time.perf_counter()
     step = step.lower(state, problem, jax.random.key(0)).compile()
     compile_s = time.perf_counter() - t0

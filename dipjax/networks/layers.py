@@ -37,8 +37,10 @@ def _normal(mean, std):
     return init
 
 
-def _pointwise_conv_plain(x, kernel):
-    return jax.lax.conv_general_dilated(x, kernel, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+def _conv_nhwc(x, kernel, stride: int = 1, padding="VALID"):
+    """XLA's convolution of ``(N, H, W, C_in)`` with an HWIO kernel."""
+    return jax.lax.conv_general_dilated(x, kernel, (stride, stride), padding,
+                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
 def _channel_product(x, w):
@@ -53,13 +55,13 @@ def pointwise_conv(x, kernel):
     mode) are ``g Wᵀ`` and ``Σ_{n,h,w} xᵀ g``, products over the NHWC arrays as they lie, where XLA's own filter
     gradient first lays ``x`` out channel-major, a strided transpose of the whole activation
     (``python experiments/profile_step.py``)."""
-    return _pointwise_conv_plain(x, kernel)
+    return _conv_nhwc(x, kernel)
 
 
 @pointwise_conv.defjvp
 def _pointwise_conv_jvp(primals, tangents):
     (x, kernel), (dx, dkernel) = primals, tangents
-    return (_pointwise_conv_plain(x, kernel),
+    return (_conv_nhwc(x, kernel),
             _channel_product(dx, kernel[0, 0]) + _channel_product(x, dkernel[0, 0]))
 
 
@@ -99,8 +101,7 @@ class Conv2d(nn.Module):
         if k == 1 and self.stride == 1:
             y = pointwise_conv(x, kernel.astype(x.dtype))
         else:
-            y = jax.lax.conv_general_dilated(x, kernel.astype(x.dtype), (self.stride, self.stride), pad,
-                                             dimension_numbers=("NHWC", "HWIO", "NHWC"))
+            y = _conv_nhwc(x, kernel.astype(x.dtype), self.stride, pad)
         if self.use_bias:
             y = y + self.param("bias", b_init, (self.features,)).astype(y.dtype)
         return y.reshape(lead + y.shape[1:])
