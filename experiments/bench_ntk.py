@@ -92,6 +92,11 @@ def main(argv=None):
         columns = args.reference_columns if args.reference_columns is not None else 128 if args.one <= 256 else 16
         print(json.dumps(measure(args.one, columns)))
         return 0
+    from dipjax.report import write_json
+
+    import jax
+
+    os.makedirs(args.out, exist_ok=True)
     rows = []
     for width in args.widths:
         cmd = [sys.executable, __file__, "--one", str(width)]
@@ -105,21 +110,18 @@ def main(argv=None):
         row["neural_tangents_seconds"] = NEURAL_TANGENTS_SECONDS.get(width)
         rows.append(row)
         print(json.dumps(row), flush=True)
-    from dipjax.report import write_json
-
-    import jax
-
-    os.makedirs(args.out, exist_ok=True)
-    write_json(os.path.join(args.out, "metrics.json"), {
-        "network": "3-layer 1-D circular CNN (stax), input (4, 32, 8), kernel 128 x 128, float64",
-        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "jax": jax.__version__},
-        "rows": rows,
-        "checks": {f"C={r['width']}": {
-            "seconds_le_neural_tangents": (r["default_seconds"] <= r["neural_tangents_seconds"]
-                                           if r["neural_tangents_seconds"] else None),
-            "equal_to_reference_1e-10": (r["max_rel_diff_to_reference"] <= 1e-10
-                                         if "max_rel_diff_to_reference" in r else None)} for r in rows},
-    })
+        # written after every width, so that a run stopped at a large width keeps the smaller ones
+        write_json(os.path.join(args.out, "metrics.json"), {
+            "network": "3-layer 1-D circular CNN (stax), input (4, 32, 8), kernel 128 x 128, float64",
+            "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "jax": jax.__version__,
+                        "backend": jax.default_backend(), "device": jax.devices()[0].device_kind},
+            "rows": rows,
+            "checks": {f"C={r['width']}": {
+                "seconds_le_neural_tangents": (r["default_seconds"] <= r["neural_tangents_seconds"]
+                                               if r["neural_tangents_seconds"] else None),
+                "equal_to_reference_1e-10": (r["max_rel_diff_to_reference"] <= 1e-10
+                                             if "max_rel_diff_to_reference" in r else None)} for r in rows},
+        })
     return 0
 
 

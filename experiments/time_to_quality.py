@@ -46,6 +46,7 @@ def main(argv=None):
             with open(os.path.join(out, "summary.json")) as f:
                 runs[name] = json.load(f)
             print(f"{name}: {runs[name]['throughput']['wall_seconds']:.0f} s", flush=True)
+            print(done.stdout[-2500:], flush=True)  # the run's summary table, in the log even if a later run fails
     rows = []
     for full, early in zip(runs["full"]["per_image"], runs["early"]["per_image"]):
         rows.append({"image": full["image"], "seconds_full": full["seconds"], "seconds_early": early["seconds"],
