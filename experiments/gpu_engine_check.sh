@@ -5,11 +5,8 @@
 # Writes OUT_DIR/bench_engine_64/ and OUT_DIR/bench_engine_128/ (metrics.json, figure.png) and OUT_DIR/tests.log.
 set -u
 out=${1:?usage: gpu_engine_check.sh OUT_DIR}
-pkg=$(mktemp -d)
-cp -r dipjax "$pkg/dipjax" && cp -r theory "$pkg/dipjax/theory"
-export PYTHONPATH="$pkg" PYTHONUNBUFFERED=1
-python3 -c "import jax, flax, optax, skimage; print('jax', jax.__version__, 'flax', flax.__version__, jax.devices())"
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+. experiments/gpu_path.sh
+gpu_versions
 python3 experiments/bench_engine.py --steps 20 --repeats 2 --out "$out/bench_engine_64"
 python3 experiments/bench_engine.py --steps 20 --repeats 2 --images 8 --size 128 --width 128 --out "$out/bench_engine_128"
 python3 -m pytest -q -p no:cacheprovider tests/test_engine.py 2>&1 | tee "$out/tests.log" | tail -25

@@ -16,13 +16,11 @@ out=${1:?usage: gpu_medical_figures.sh OUT_DIR INPUT_DIR [FIG5_STEPS [SECONDS]]}
 inputs=${2:?usage: gpu_medical_figures.sh OUT_DIR INPUT_DIR [FIG5_STEPS [SECONDS]]}
 fig5_steps=${3:-0}
 limit=${4:-0}
-pkg=$(mktemp -d)
-cp -r dipjax "$pkg/dipjax" && cp -r theory "$pkg/dipjax/theory"
-export PYTHONPATH="$pkg" PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
+. experiments/gpu_path.sh
+export XLA_PYTHON_CLIENT_PREALLOCATE=false
 mkdir -p "$out"
 {
-  python3 -c "import jax, flax, optax, skimage; print('jax', jax.__version__, 'flax', flax.__version__, jax.devices())"
-  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+  gpu_versions
   timeout 240 python3 experiments/bench_step.py --no-engine --out "$out/bench_step"
 } > "$out/log.txt" 2>&1
 [ "$limit" -gt 0 ] && limit=$((limit - SECONDS - 15)) && [ "$limit" -le 0 ] && limit=1

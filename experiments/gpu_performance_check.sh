@@ -15,13 +15,11 @@ out=${1:?usage: gpu_performance_check.sh OUT_DIR [SECONDS_TTQ SECONDS_NTK SECOND
 t_ttq=${2:-300}
 t_ntk=${3:-90}
 t_step=${4:-240}
-pkg=$(mktemp -d)
-cp -r dipjax "$pkg/dipjax" && cp -r theory "$pkg/dipjax/theory"
-export PYTHONPATH="$pkg" PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
+. experiments/gpu_path.sh
+export XLA_PYTHON_CLIENT_PREALLOCATE=false
 mkdir -p "$out"
 exec > >(tee "$out/log.txt") 2>&1
-python3 -c "import jax, flax, optax, skimage; print('jax', jax.__version__, 'flax', flax.__version__, jax.devices())"
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+gpu_versions
 # dipjax's XLA options are CPU options measured on jaxlib 0.10/0.11; if this jaxlib rejects them, run without them
 python3 -c "from dipjax.xla_flags import apply_default_flags as a; a(); import jax.numpy as j; print(j.ones(3).sum())" \
     || export DIPJAX_XLA_DEFAULTS=off
