@@ -1,4 +1,5 @@
-"""The figure scripts (Figures 1, 3 and 5) end to end at a tiny size (marked slow: minutes on 2 CPU cores)."""
+"""The figure scripts (Figures 1, 3 and 5) end to end at a tiny size (marked slow: minutes on 2 CPU cores), and the
+aSeqDIP–Landweber diagnosis (seconds)."""
 
 import json
 import sys
@@ -59,3 +60,22 @@ def test_fig3_and_fig5_natural_scripts_tiny_runs(tmp_path):
     assert set(m["rows"]["phase retrieval"]["psnr"]) == {"spectral", "hio", "dip", "dip_final"}
     assert all(np.isfinite(v) for row in m["rows"].values() for v in row["psnr"].values())
     assert (tmp_path / "f5" / "figure.png").stat().st_size > 10_000
+
+
+def test_aseq_dip_landweber_script_quick_run(tmp_path):
+    """Seconds, so not marked slow: the identity-network stages equal Landweber steps, the noiseless consistent
+    simulation only improves, and the committed aSeqDIP curve is read per stage."""
+    import aseq_dip_landweber
+
+    aseq_dip_landweber.main(["--quick", "--out", str(tmp_path)])
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    curves = m["landweber"]
+    # with the simulating (birdcage) maps the last variant is the one before it, and is not run twice
+    assert [label for label, _ in aseq_dip_landweber.VARIANTS[:3]] == list(curves)
+    for rec in curves.values():
+        assert len(rec["curve"]) == 300 and rec["dc_minus_landweber_max"] < 1e-5
+    consistent = np.asarray(curves["no noise, on the reconstruction grid"]["curve"])
+    assert np.all(np.diff(consistent) > -1e-3)  # error non-increasing for y = A x (eigenvalues of I − AᴴA in [0, 1])
+    assert len(m["aseq_dip"]["curve_per_stage"]) == 300
+    with pytest.raises(SystemExit):  # data that differ from the committed run's: refuses to overlay its curve
+        aseq_dip_landweber.main(["--quick", "--coils", "4", "--out", str(tmp_path / "other")])

@@ -60,6 +60,26 @@ def test_full_sampling_with_rss_normalised_maps_is_an_isometry(x64):
     assert op.view(x).shape == (24, 20, 1)  # metrics see the magnitude
 
 
+def test_data_consistent_update_against_numpy_and_as_a_landweber_step(x64):
+    """aSeqDIP's MRI input update ``Sᴴ F⁻¹[(1 − M) F S x + M y]`` against numpy's FFT for arbitrary maps, and, with
+    RSS-normalised maps, equal to the Landweber step ``x + Aᴴ(y − A x)`` (experiments/aseq_dip_landweber.py)."""
+    rng = np.random.default_rng(1)
+    mask = cartesian_mask("random", (12, 10), 2, 0.2, 3)
+    x = rng.normal(size=(12, 10, 2))
+    y = (rng.normal(size=(4, 12, 10)) + 1j * rng.normal(size=(4, 12, 10))) * mask
+    maps = rng.normal(size=(4, 12, 10)) + 1j * rng.normal(size=(4, 12, 10))
+    op = MultiCoilMRI(maps=jnp.asarray(maps), mask=jnp.asarray(mask, jnp.float64), in_shape=(12, 10, 2))
+    k = (1 - mask) * _numpy_sense(maps, np.ones_like(mask), x[..., 0] + 1j * x[..., 1]) + mask * y
+    coil = np.fft.fftshift(np.fft.ifft2(np.fft.ifftshift(k, axes=(-2, -1)), norm="ortho"), axes=(-2, -1))
+    expected = np.sum(np.conj(maps) * coil, axis=0)
+    np.testing.assert_allclose(op.data_consistent(jnp.asarray(x), jnp.asarray(y)),
+                               np.stack([expected.real, expected.imag], -1), rtol=1e-12, atol=1e-12)
+    op = MultiCoilMRI(maps=jnp.asarray(birdcage_maps((4, 12, 10)), jnp.complex128),
+                      mask=jnp.asarray(mask, jnp.float64), in_shape=(12, 10, 2))
+    xj, yj = jnp.asarray(x), jnp.asarray(y)
+    np.testing.assert_allclose(op.data_consistent(xj, yj), xj + op.adjoint(yj - op(xj)), atol=1e-6)
+
+
 def test_fastmri_column_counts():
     """fastMRI's 4× masks: round(W·0.08) centre columns from (W − n + 1) // 2; 93 columns at W = 368 (R = 3.96) and
     80 at W = 320. The equispaced count depends on the random offset at W = 368 (91–93, as upstream)."""
