@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-NORMS = ("l2sq", "l2", "l1")
+#: Residual norms of the two-term DIP objectives (``residual_norm``): means over the entries, or ``euclidean``, the
+#: unnormalised ``‖r‖₂``. The means weigh a data term and an image term by their different numbers of entries.
+NORMS = ("l2sq", "l2", "l1", "euclidean")
 TV_KINDS = ("anisotropic", "isotropic")
 
 
@@ -43,8 +45,16 @@ def total_variation(x, kind: str = "anisotropic", reduction: str = "mean", eps: 
 
 
 def residual_norm(r, norm: str = "l2sq"):
-    """``mean |r|²`` (``l2sq``), ``sqrt(mean |r|²)`` (``l2``) or ``mean |r|`` (``l1``) of a real or complex array."""
+    """``mean |r|²`` (``l2sq``), ``sqrt(mean |r|²)`` (``l2``), ``mean |r|`` (``l1``) or ``sqrt(Σ |r|²)``
+    (``euclidean``, PyTorch's ``torch.linalg.norm``) of a real or complex array.
+
+    In ``D(A x, y) + λ R(x, z)`` the means divide the data term by the number of measurements and the image term by
+    the number of image entries, so where the two differ (MRI's coils × k-space, CT's sinogram, super-resolution) λ
+    weighs differently than with unnormalised norms: a method whose authors used ``torch.linalg.norm`` needs
+    ``euclidean`` for their λ to mean the same."""
     sq = jnp.real(r * jnp.conj(r))
+    if norm == "euclidean":
+        return jnp.sqrt(jnp.sum(sq) + 1e-20)
     if norm == "l2sq":
         return jnp.mean(sq)
     if norm == "l2":

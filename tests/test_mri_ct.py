@@ -230,6 +230,32 @@ def test_ct_task_simulates_from_a_finer_grid():
     assert rand.operator.angles.shape == (20,) and not np.allclose(rand.operator.angles, view_angles(20))
 
 
+@pytest.mark.parametrize("task", ["mri", "ct"])
+def test_aseq_dip_medical_loss_is_the_scripts_unnormalised_norms(task):
+    """aSeqDIP's MRI and CT presets minimise ``‖A f − y‖₂ + λ‖f − z‖₂`` with unnormalised norms, as the authors'
+    ``torch.linalg.norm`` (Aseq_DIP_MRI.py, Aseq_DIP_CT.py): its first step's loss against numpy's (MRI's data
+    term through numpy's FFT SENSE)."""
+    from dipjax.data import load_image
+    from dipjax.methods import build_method
+    from dipjax.tasks import degradation_key, task_config
+
+    config = task_config(task, **({"maps": "birdcage", "center_fraction": 0.25} if task == "mri" else {}))
+    p = config.simulate(degradation_key(0, "phantom"), load_image("phantom", 32, 1))
+    method = build_method("aseq_dip", config, tuple(p.x_true.shape), width=4, scales=1)
+    assert method.norm == "euclidean" and method.lam == 1.0
+    state = method.init(jax.random.key(0), p)
+    f = np.asarray(method.network.apply({"params": state.params}, state.z), np.float64)
+    z = np.asarray(state.z, np.float64)
+    if task == "mri":
+        op = p.operator
+        af = _numpy_sense(np.asarray(op.maps), np.asarray(op.mask), f[..., 0] + 1j * f[..., 1])
+    else:
+        af = np.asarray(p.operator(jnp.asarray(f, jnp.float32)), np.float64)
+    expected = np.linalg.norm(af - np.asarray(p.y)) + np.linalg.norm(f - z)
+    _, info = jax.jit(lambda s: method.step(s, p, jax.random.key(1)))(state)
+    assert float(info["loss"]) == pytest.approx(expected, rel=1e-4)
+
+
 @pytest.mark.parametrize("task, method, extra", [
     (task, method, extra) for method, extra in [("dip", ["--stop", "wmv", "--stop-window", "2"]), ("tv_dip", []),
                                                 ("sg_dip", []), ("aseq_dip", [])] for task in ("mri", "ct")] + [

@@ -17,10 +17,12 @@ under ``stop_gradient`` and only at stage boundaries (``lax.cond``).
 
 Per-task defaults (official scripts, METHODS.md §2) in :data:`PRESETS`: denoising 2000 × 2 updates, λ = 1, lr 1e-4,
 shallow U-Net with N(0, 0.02) init; inpainting 200 × 2, lr 3e-4, ``recompute``, a 5-level skip net with nearest
-upsampling; deblurring 5000 × 2, λ = 5; multi-coil MRI 6000 × 10, the medium U-Net, unsquared norms (``norm="l2"``)
-and the data-consistent input update ``z ← Sᴴ F⁻¹[(1 − M) F S f(z) + M y]`` (``data_consistency``); sparse-view CT
-2000 × 10, lr 2e-4, the medium U-Net, unsquared norms, ``z₀`` = the min–max normalised FBP (``normalize_input``).
-Mean-squared norms elsewhere.
+upsampling; deblurring 5000 × 2, λ = 5; multi-coil MRI 6000 × 10, the medium U-Net, unsquared unnormalised norms
+``‖A f − y‖₂ + λ‖f − z‖₂`` (``norm="euclidean"``: the scripts' ``torch.linalg.norm``; norms averaged over entries
+would weigh λ by √(measurements / image entries), 2× with 8 coils) and the data-consistent input update
+``z ← Sᴴ F⁻¹[(1 − M) F S f(z) + M y]`` (``data_consistency``); sparse-view CT 2000 × 10, lr 2e-4, the medium U-Net,
+the same unnormalised norms, ``z₀`` = the min–max normalised FBP (``normalize_input``). Mean-squared norms elsewhere
+(the scripts' ``MSELoss``, whose two terms have equally many entries there).
 
 With root-sum-of-squares-normalised coil maps (``SᴴS = I``) the MRI input update equals ``f + Aᴴ(y − A f)`` at
 ``f = f_θ(z)``: a Landweber step from the network's output. The autoencoding term pulls ``f_θ`` towards the identity,
@@ -142,11 +144,11 @@ PRESETS = (
            z_update="recompute", network=dict(arch="skip", upsample="nearest")),
     preset("deblur", "Aseq_DIP_Deblurring.py:137-202: 5000 × 2 updates, λ = 5, Adam 1e-4, shallow U-Net",
            steps=10_000, lr=1e-4, lam=5.0, inner_steps=2),
-    preset("mri", "Aseq_DIP_MRI.py:73-151: 6000 × 10 updates, λ = 1, Adam 1e-4, MediumUNet 2→2, unsquared norms, "
-           "data-consistent input update", steps=60_000, lr=1e-4, lam=1.0, inner_steps=10, norm="l2",
+    preset("mri", "Aseq_DIP_MRI.py:73-151: 6000 × 10 updates, λ = 1, Adam 1e-4, MediumUNet 2→2, "
+           "torch.linalg.norm terms, data-consistent input update", steps=60_000, lr=1e-4, lam=1.0, inner_steps=10, norm="euclidean",
            data_consistency=True, network=dict(scales=3)),
-    preset("ct", "Aseq_DIP_CT.py:65-124: 2000 × 10 updates, λ = 1, Adam 2e-4, MediumUNet 1→1, unsquared norms, "
-           "z₀ = min-max normalised FBP", steps=20_000, lr=2e-4, lam=1.0, inner_steps=10, norm="l2",
+    preset("ct", "Aseq_DIP_CT.py:65-124: 2000 × 10 updates, λ = 1, Adam 2e-4, MediumUNet 1→1, torch.linalg.norm terms, "
+           "z₀ = min-max normalised FBP", steps=20_000, lr=2e-4, lam=1.0, inner_steps=10, norm="euclidean",
            normalize_input=True, network=dict(scales=3)),
 )
 

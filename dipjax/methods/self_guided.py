@@ -12,7 +12,10 @@ image is an exponential moving average of ``x̄``.
 Defaults follow the authors' demo notebook where it is readable (ℓ1 norms in its objective, λ = 2, lr_θ = 3e-4,
 lr_z = 0.1, random ``U[0, 1)`` input of the image's shape) and their lab's later code otherwise (noise scale
 c = 1/2, J = 3 realizations, EMA 0.95); all are fields. Norms are normalised by the number of entries
-(:func:`dipjax.regularizers.residual_norm`), which for denoising equals the unnormalised form up to one constant.
+(:func:`dipjax.regularizers.residual_norm`), which for denoising equals the unnormalised form up to one constant;
+where the data and the image have different numbers of entries the means weigh λ differently (ℓ1: by measurements
+/ image entries, 4× on MRI with 8 coils). The demo writes its ℓ1 terms without normalisation, but its code was not
+readable (METHODS.md §1), so the presets keep the means; ``norm="euclidean"`` gives unnormalised ℓ2 terms.
 ``reg_form="per_realization"`` is the DIP-CT handbook's variant ``Σ_j R(f_θ(z + η_j), z)``. The network is the
 shallow U-Net of the same lab (any image-to-image network works: input and output channels equal the image's).
 
