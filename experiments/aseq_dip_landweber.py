@@ -75,7 +75,8 @@ def committed_aseq_curve(path: str, args) -> tuple[np.ndarray, float] | None:
     that run recorded (main() checks it against this run's, so that the two are on the same data)."""
     if path == "none":
         return None
-    m = json.load(open(path))
+    with open(path) as f:
+        m = json.load(f)
     cfg, row = m["config"], m["rows"]["mri"]
     same = {"size": args.size, "coils": args.coils, "maps": args.maps, "seed": args.seed}
     differ = {k: (cfg.get(k), v) for k, v in same.items() if cfg.get(k) != v}
