@@ -24,7 +24,8 @@ the per-update costs the default run records:
 * the classical baseline in place of the diffusion-model column (its weights cannot ship): TV by PDHG (500
   iterations) with λ picked by PSNR against the truth from a ×√10 grid (an oracle choice, which favours the baseline;
   MRI also reports CG-SENSE);
-* DIP (skip net 5 × width) with ES-WMV (W = 100, P = 1000): the image at the stop is shown;
+* DIP (skip net 5 × width) with ES-WMV (W = 100, P = 1000): the image at the stop is shown (``--stop-methods``
+  puts other methods under the same rule, e.g. ``--methods aseq_dip --stop-methods aseq_dip``);
 * Self-Guided DIP and aSeqDIP on their presets' U-Nets (SG-DIP MRI: 5 poolings, CT: 2; aSeqDIP: MediumUNet, 3
   poolings) with first width w/2, their final iterates (the methods are designed not to need stopping); their
   oracle peaks are recorded too.
@@ -107,30 +108,30 @@ def run_row(name, config, image, args):
     images["tv"], record["psnr"]["tv"], record["classical"] = classical(problem, name, view, truth)
     print(f"{name}: input {record['psnr']['input']:.2f} dB, TV {record['psnr']['tv']:.2f} dB "
           f"(λ = {record['classical']['tv_lambda']:g}, {time.perf_counter() - t0:.0f} s)", flush=True)
-    run_methods(problem, config, name, args, view, truth, images, record)
+    run_methods(problem, config, name, args, view, truth, images, record, args.stop_methods)
     return record, images
 
 
-def run_methods(problem, config, name, args, view, truth, images, record):
-    """Each of ``args.methods`` on ``problem`` for ``args.steps`` updates (0: its published budget), DIP with ES-WMV
-    (the stopped image is shown); adds the shown images to ``images`` and their numbers to ``record``; returns the
-    engine's results by method."""
+def run_methods(problem, config, name, args, view, truth, images, record, stop_methods=("dip",)):
+    """Each of ``args.methods`` on ``problem`` for ``args.steps`` updates (0: its published budget), those in
+    ``stop_methods`` with ES-WMV (the stopped image is shown); adds the shown images to ``images`` and their numbers
+    to ``record``; returns the engine's results by method."""
     key, results = jax.random.key(args.seed), {}
     for m in args.methods:
         steps = args.steps or default_steps(m, config)
         method = build_method(m, config, tuple(problem.x_true.shape), **network_size(m, args.width))
-        stopper = WindowedMovingVariance(window=100, patience=1000) if m == "dip" else None
+        stopper = WindowedMovingVariance(window=100, patience=1000) if m in stop_methods else None
         t0 = time.perf_counter()
         r = reconstruct(method, problem, key, steps, stopper=stopper, track_ssim=False)
         wall = time.perf_counter() - t0
-        x = r.x_stop if m == "dip" else r.x_final
+        x = r.x_stop if stopper else r.x_final
         images[m] = view(x)
         record["psnr"][m] = float(psnr(images[m], truth))
         record["methods"][m] = {"steps": steps, "psnr_shown": record["psnr"][m], "psnr_final": float(r.history["psnr"][-1]),
                                 "psnr_peak_oracle": float(r.psnr_peak_oracle), "iter_peak_oracle": int(r.iter_peak_oracle),
                                 "seconds_per_step": r.seconds_per_step, "wall_seconds": wall,
                                 "network": network_size(m, args.width), "curve": np.asarray(r.history["psnr"])}
-        if m == "dip":
+        if stopper:
             record["methods"][m]["iter_stop"] = int(r.iter_stop)
         print(f"{name} {m}: {record['psnr'][m]:.2f} dB shown, peak {r.psnr_peak_oracle:.2f} dB @ {r.iter_peak_oracle}, "
               f"{steps} steps in {wall:.0f} s", flush=True)
@@ -200,20 +201,24 @@ def main(argv=None):
                     help="network updates per method (3000; 300 with --quick; 0: each method's published budget)")
     ap.add_argument("--ct-image", default="ct_head", help="CT image: bundled name or file (ct_head)")
     ap.add_argument("--methods", default=",".join(DIP_METHODS))
+    ap.add_argument("--stop-methods", default="dip",
+                    help="methods watched by ES-WMV, whose stopped image is shown (dip; e.g. dip,aseq_dip)")
     add_common_arguments(ap, "fig5_medical")
     args = ap.parse_args(argv)
     resolve_defaults(args, (("size", 64, 64), ("ct_size", 64, 64), ("width", 32, 16), ("steps", 3000, 300)))
     args.methods = tuple(m.strip() for m in args.methods.split(","))
-    if any(m not in DIP_METHODS for m in args.methods):
-        ap.error(f"--methods must be some of {', '.join(DIP_METHODS)}")
+    args.stop_methods = tuple(m.strip() for m in args.stop_methods.split(",") if m.strip())
+    if any(m not in DIP_METHODS for m in args.methods + args.stop_methods):
+        ap.error(f"--methods and --stop-methods must be some of {', '.join(DIP_METHODS)}")
     png, js = output_paths(ap, args, "fig5_medical")
+    labels = {**LABELS, **{m: f"{LABELS[m]} + ES-WMV" for m in args.stop_methods if m != "dip"}}
     results, all_checks, input_labels = {}, {}, {}
     for name, config, image, input_label in rows(args):
         results[name] = run_row(name, config, image, args)
         all_checks[name] = checks(name, results[name][0])
         input_labels[name] = input_label
         # Written after every row, so an interrupted run keeps the rows it finished.
-        plot(results, input_labels, png)
+        plot(results, input_labels, png, labels)
         write_results(js, args, {k: r for k, (r, _) in results.items()}, all_checks)
     print(f"wrote {png} and {js}")
 
