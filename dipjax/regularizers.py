@@ -6,16 +6,18 @@
 * :func:`residual_norm`: the data-fidelity norms the DIP family uses, normalised by the number of entries so that a
   weight carries over between image sizes: ``"l2sq"`` mean squared error (``torch.nn.MSELoss``), ``"l2"`` root mean
   squared error (= ``‖r‖₂ / √n``: the unsquared norms of aSeqDIP's CT/MRI scripts and of DRP's RMSE), ``"l1"`` mean
-  absolute error. Complex residuals use their modulus.
+  absolute error; ``"euclidean"`` the unnormalised ``‖r‖₂`` (``torch.linalg.norm``) and ``"euclidean_sq"`` its
+  square ``Σ |r|²`` (a ``.pow(2).sum()``). Complex residuals use their modulus.
 """
 
 from __future__ import annotations
 
 import jax.numpy as jnp
 
-#: Residual norms of the two-term DIP objectives (``residual_norm``): means over the entries, or ``euclidean``, the
-#: unnormalised ``‖r‖₂``. The means weigh a data term and an image term by their different numbers of entries.
-NORMS = ("l2sq", "l2", "l1", "euclidean")
+#: Residual norms of the two-term DIP objectives (``residual_norm``): means over the entries, or ``euclidean`` and
+#: ``euclidean_sq``, the unnormalised ``‖r‖₂`` and ``‖r‖₂²``. The means weigh a data term and an image term by their
+#: different numbers of entries.
+NORMS = ("l2sq", "l2", "l1", "euclidean", "euclidean_sq")
 TV_KINDS = ("anisotropic", "isotropic")
 
 
@@ -45,8 +47,8 @@ def total_variation(x, kind: str = "anisotropic", reduction: str = "mean", eps: 
 
 
 def residual_norm(r, norm: str = "l2sq"):
-    """``mean |r|²`` (``l2sq``), ``sqrt(mean |r|²)`` (``l2``), ``mean |r|`` (``l1``) or ``sqrt(Σ |r|²)``
-    (``euclidean``, PyTorch's ``torch.linalg.norm``) of a real or complex array.
+    """``mean |r|²`` (``l2sq``), ``sqrt(mean |r|²)`` (``l2``), ``mean |r|`` (``l1``), ``sqrt(Σ |r|²)``
+    (``euclidean``, PyTorch's ``torch.linalg.norm``) or ``Σ |r|²`` (``euclidean_sq``) of a real or complex array.
 
     In ``D(A x, y) + λ R(x, z)`` the means divide the data term by the number of measurements and the image term by
     the number of image entries, so where the two differ (MRI's coils × k-space, CT's sinogram, super-resolution) λ
@@ -55,6 +57,8 @@ def residual_norm(r, norm: str = "l2sq"):
     sq = jnp.real(r * jnp.conj(r))
     if norm == "euclidean":
         return jnp.sqrt(jnp.sum(sq) + 1e-20)
+    if norm == "euclidean_sq":
+        return jnp.sum(sq)
     if norm == "l2sq":
         return jnp.mean(sq)
     if norm == "l2":

@@ -54,5 +54,6 @@ def test_total_variation_and_norms_against_numpy():
     assert float(residual_norm(r, "euclidean")) == pytest.approx(np.linalg.norm(r), rel=1e-5)
     rc = r[..., 0] + 1j * r[..., 1]  # complex: the modulus, as torch.linalg.norm
     assert float(residual_norm(jnp.asarray(rc), "euclidean")) == pytest.approx(np.linalg.norm(rc), rel=1e-5)
+    assert float(residual_norm(jnp.asarray(rc), "euclidean_sq")) == pytest.approx(np.sum(np.abs(rc) ** 2), rel=1e-5)
     with pytest.raises(ValueError, match="TV kind"):
         total_variation(jnp.asarray(x), "l3")

@@ -66,6 +66,30 @@ def test_self_guided_dip_trains_input_and_reports_the_average_output():
     np.testing.assert_allclose(m.estimate(s1, p), s1.out)
 
 
+def test_self_guided_dip_clips_each_groups_gradient_before_its_adam():
+    """``clip_norm``: as PyTorch's ``clip_grad_norm_`` on θ and on z apart, then each Adam; against Adam and the
+    clipping written out in numpy over three steps, with gradients above and below the bound."""
+    m = SelfGuidedDIP(network=_tiny_unet(1), lr_theta=0.01, lr_z=0.1, clip_norm=1.0)
+    rng = np.random.default_rng(0)
+    params = {"a": np.zeros(5), "b": np.zeros((2, 3))}
+    variables = {"params": params, "z": np.zeros(4)}
+    state = m.optimizer.init(jax.tree.map(jnp.asarray, variables))
+    moments = {"params": (0.0, 0.0), "z": (0.0, 0.0)}
+    for t, scale in enumerate([5.0, 0.3, 2.0], start=1):
+        grads = {"params": {"a": scale * rng.standard_normal(5), "b": scale * rng.standard_normal((2, 3))},
+                 "z": 3 * scale * rng.standard_normal(4)}
+        updates, state = m.optimizer.update(jax.tree.map(jnp.asarray, grads), state)
+        for group, lr in (("params", 0.01), ("z", 0.1)):
+            flat = np.concatenate([np.ravel(g) for g in jax.tree.leaves(grads[group])])
+            flat = flat * min(1.0, 1.0 / np.linalg.norm(flat))
+            mu, nu = moments[group]
+            mu, nu = 0.9 * mu + 0.1 * flat, 0.999 * nu + 0.001 * flat**2
+            moments[group] = (mu, nu)
+            expected = -lr * (mu / (1 - 0.9**t)) / (np.sqrt(nu / (1 - 0.999**t)) + 1e-8)
+            got = np.concatenate([np.ravel(u) for u in jax.tree.leaves(updates[group])])
+            np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-7)
+
+
 @pytest.mark.parametrize("z_update", ["last_forward", "recompute"])
 def test_aseq_dip_input_is_previous_stage_output(z_update):
     p = _problem()

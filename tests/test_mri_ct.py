@@ -256,6 +256,32 @@ def test_aseq_dip_medical_loss_is_the_scripts_unnormalised_norms(task):
     assert float(info["loss"]) == pytest.approx(expected, rel=1e-4)
 
 
+def test_self_guided_ct_preset_is_the_handbooks_loss():
+    """Self-Guided DIP's CT preset minimises the DIP-CT handbook's ``‖A x̄ − y‖² / ‖A‖² + 0.01 J Σ_j ‖f_j − z‖²``
+    (``selfg_dip.py``: sums of squares, J = 4) from the FBP input: its first step's loss against numpy's, with ‖A‖
+    the largest singular value of the dense matrix of A."""
+    from dipjax.data import load_image
+    from dipjax.methods import build_method
+    from dipjax.tasks import degradation_key, task_config
+
+    config = task_config("ct")
+    p = config.simulate(degradation_key(0, "phantom"), load_image("phantom", 32, 1))
+    method = build_method("sg_dip", config, tuple(p.x_true.shape), width=4)
+    state = method.init(jax.random.key(0), p)
+    np.testing.assert_allclose(state.z, p.operator.init_image(p.y), atol=1e-6)  # z₀ = FBP
+    basis = jnp.eye(32 * 32, dtype=jnp.float32).reshape(-1, 32, 32, 1)
+    dense = np.asarray(jax.vmap(p.operator)(basis), np.float64).reshape(32 * 32, -1).T
+    z = np.asarray(state.z, np.float64)
+    key = jax.random.key(1)
+    eta = 0.01 * z.max() * np.asarray(jax.random.uniform(key, (4,) + z.shape), np.float64)
+    outs = np.asarray(method.network.apply({"params": state.params}, jnp.asarray(z[None] + eta, jnp.float32)),
+                      np.float64)
+    residual = dense @ outs.mean(0).ravel() - np.asarray(p.y, np.float64).ravel()
+    expected = residual @ residual / np.linalg.norm(dense, 2) ** 2 + 0.01 * 4 * np.sum((outs - z) ** 2)
+    _, info = jax.jit(lambda s: method.step(s, p, key))(state)
+    assert float(info["loss"]) == pytest.approx(expected, rel=1e-4)
+
+
 @pytest.mark.parametrize("task, method, extra", [
     (task, method, extra) for method, extra in [("dip", ["--stop", "wmv", "--stop-window", "2"]), ("tv_dip", []),
                                                 ("sg_dip", []), ("aseq_dip", [])] for task in ("mri", "ct")] + [

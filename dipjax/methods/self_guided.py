@@ -19,6 +19,19 @@ readable (METHODS.md §1), so the presets keep the means; ``norm="euclidean"`` g
 ``reg_form="per_realization"`` is the DIP-CT handbook's variant ``Σ_j R(f_θ(z + η_j), z)``. The network is the
 shallow U-Net of the same lab (any image-to-image network works: input and output channels equal the image's).
 
+The CT preset is the DIP-CT handbook's (alexdenker/deep-image-prior-handbook 74559d1, ``dip/model/selfg_dip.py`` and
+``run_dip.py``; the authors' CT code was not found): the FBP as the initial input, the loss ``‖A x̄ − y‖² / ‖A‖² + λ
+J Σ_j ‖f_θ(z + η_j) − z‖²`` with sums of squares (``norm="euclidean_sq"``, ``reg_form="per_realization"``,
+``normalize_operator``; its factor J is folded into λ = 0.01 · 4), and each group's gradient clipped to global norm
+1 before its Adam (``clip_norm``), as its ``clip_grad_norm_`` calls. Four of its details are not copied. Its network
+(a six-scale U-Net of 128 channels with a sigmoid, for 501² walnut slices) is the lab's U-Net here, as on the other
+tasks. Its ``power_iteration`` returns ``‖A‖²`` (the Rayleigh quotient of ``AᵀA``), which it then squares again
+(``L2_inv = 1 / L**2``), so its data term is divided by ``‖A‖⁴``, which makes the balance of the two terms depend on
+the scale of A; dipjax divides by ``‖A‖²``, the scale-free form its docstring ("the Lipschitz constant of the
+ray_trafo") intends. And its moving average starts from zeros (``exp_weight`` 0.99 darkens the first few hundred
+iterates); dipjax's starts from the first output. PyTorch's batch norm in train mode takes its statistics over the
+batch of J perturbed inputs; dipjax's networks normalise each image on its own.
+
 Data scale on MRI: the lab's MRI code scales by quantities of the *fully sampled* k-space (its dataset loader
 ``two_channel_dataset_DIP_github.py`` normalises by ``max|Sᴴ x|``, aSeqDIP's ``Aseq_DIP_MRI.py`` by
 ``‖f(z₀)‖ / ‖Sᴴ y_full‖``; METHODS.md), which an undersampled acquisition does not have: it leaks the ground truth
@@ -37,6 +50,7 @@ import jax.numpy as jnp
 import optax
 from flax import linen as nn
 
+from dipjax.baselines import operator_norm
 from dipjax.methods import dip
 from dipjax.methods.base import ema, fitting_step, image_input, init_network
 from dipjax.methods.registry import MethodSpec, Option, preset, register_method
@@ -52,6 +66,7 @@ class SelfGuidedState(NamedTuple):
     out: jax.Array  # x̄ of the last step: the mean network output over the η draws
     out_avg: jax.Array  # its exponential moving average
     step: jax.Array
+    data_weight: jax.Array  # 1, or 1 / ‖A‖² with normalize_operator
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,10 +81,12 @@ class SelfGuidedDIP:
     reg_form: str = "mean_output"  # or "per_realization"
     input_init: str = "random"  # or "measurement": init_image(y), as reference-guided runs do
     output_ema: float = 0.95
+    clip_norm: float = 0.0  # > 0: the gradients of θ and of z each clipped to this global norm before their Adams
+    normalize_operator: bool = False  # the data term divided by ‖A‖² (power iteration on AᴴA at init)
     name: str = "self_guided_dip"
 
     def __post_init__(self):
-        require_finite(self, "lr_theta", "lr_z", "lam", "noise_scale", "output_ema")
+        require_finite(self, "lr_theta", "lr_z", "lam", "noise_scale", "output_ema", "clip_norm")
         require(min(self.lr_theta, self.lr_z) > 0, "lr_theta", "and lr_z must be positive")
         require(self.lam >= 0, "lam", f"must be non-negative, got {self.lam}")
         require(self.noise_scale >= 0, "noise_scale", f"must be non-negative, got {self.noise_scale}")
@@ -80,10 +97,15 @@ class SelfGuidedDIP:
         require(self.input_init in ("random", "measurement"), "input_init",
                 f"must be 'random' or 'measurement', got {self.input_init!r}")
         require(0 <= self.output_ema < 1, "output_ema", f"must be in [0, 1), got {self.output_ema}")
+        require(self.clip_norm >= 0, "clip_norm", f"must be non-negative (0: no clipping), got {self.clip_norm}")
 
     @functools.cached_property
     def optimizer(self):
-        return optax.multi_transform({"params": optax.adam(self.lr_theta), "z": optax.adam(self.lr_z)},
+        def group(lr):
+            adam = optax.adam(lr)
+            return optax.chain(optax.clip_by_global_norm(self.clip_norm), adam) if self.clip_norm else adam
+
+        return optax.multi_transform({"params": group(self.lr_theta), "z": group(self.lr_z)},
                                      {"params": "params", "z": "z"})
 
     def init(self, key, problem) -> SelfGuidedState:
@@ -99,7 +121,13 @@ class SelfGuidedDIP:
             raise ValueError(f"Self-Guided DIP needs an image-shaped input; the network takes {z.shape} and "
                              f"returns {out.shape}")
         opt_state = self.optimizer.init({"params": params, "z": z})
-        return SelfGuidedState(params, z, opt_state, out, out, jnp.zeros((), jnp.int32))
+        data_weight = jnp.ones((), jnp.float32)
+        if self.normalize_operator:
+            if not problem.operator.linear:
+                raise ValueError("Self-Guided DIP's normalize_operator divides the data term by ‖A‖², which a "
+                                 "nonlinear forward model does not have")
+            data_weight = 1 / operator_norm(problem.operator, jax.random.fold_in(key, 2)) ** 2
+        return SelfGuidedState(params, z, opt_state, out, out, jnp.zeros((), jnp.int32), data_weight)
 
     def step(self, state: SelfGuidedState, problem, key):
         a = self.noise_scale * jax.lax.stop_gradient(jnp.max(state.z))
@@ -108,7 +136,7 @@ class SelfGuidedDIP:
         def loss_fn(trainable):
             outs = self.network.apply({"params": trainable["params"]}, trainable["z"][None] + eta)
             x_bar = jnp.mean(outs, axis=0)
-            data = residual_norm(problem.operator(x_bar) - problem.y, self.norm)
+            data = state.data_weight * residual_norm(problem.operator(x_bar) - problem.y, self.norm)
             if self.reg_form == "mean_output":
                 reg = residual_norm(x_bar - trainable["z"], self.norm)
             else:
@@ -118,7 +146,7 @@ class SelfGuidedDIP:
         trainable, opt_state, loss, (x_bar, data) = fitting_step(
             self.optimizer, loss_fn, {"params": state.params, "z": state.z}, state.opt_state)
         new = SelfGuidedState(trainable["params"], trainable["z"], opt_state, x_bar,
-                              ema(state.out_avg, x_bar, self.output_ema), state.step + 1)
+                              ema(state.out_avg, x_bar, self.output_ema), state.step + 1, state.data_weight)
         return new, {"loss": loss, "data_loss": data}
 
     def estimate(self, state: SelfGuidedState, problem) -> jax.Array:
@@ -141,8 +169,10 @@ register_method(MethodSpec("sg_dip", "Self-Guided DIP", SelfGuidedDIP, unet_netw
     preset("mri", "self_guided_DIP_demo.ipynb: the ExtraDeepUNet 2→2 has 5 poolings (widths 64…1024); its random "
            "U[0, 1) input of the image's shape", network=dict(scales=5)),
     preset("ct", "DIP-CT handbook (alexdenker/deep-image-prior-handbook 74559d1) run_dip.py, selfg_dip.py [V3]: "
-           "Adam 1e-4 / 0.1, λ = 0.01, noise 0.01·max(z), J = 4, EMA 0.99, 10,000 iterations", steps=10_000,
-           lr_theta=1e-4, lam=0.01, noise_scale=0.01, n_realizations=4, output_ema=0.99, norm="l2sq"),
+           "FBP input, Adam 1e-4 / 0.1 with gradients clipped to norm 1, ‖A x̄ − y‖² / ‖A‖² + 0.01 · J Σ_j "
+           "‖f_j − z‖² (λ = 0.04 with J = 4), noise 0.01·max(z), EMA 0.99, 10,000 iterations", steps=10_000,
+           lr_theta=1e-4, lam=0.04, noise_scale=0.01, n_realizations=4, output_ema=0.99, norm="euclidean_sq",
+           reg_form="per_realization", input_init="measurement", clip_norm=1.0, normalize_operator=True),
 ), (Option("lr", "lr_theta", "learning rate of the network (Adam)"),
     Option("lr-z", "lr_z", "learning rate of the input (Adam)"),
     Option("lam", "lam", "weight λ of the self-guidance (or autoencoding) term"), dip.EMA)))
