@@ -37,6 +37,7 @@ def trace(task: str, steps: int, every: int, size: int, width: int, seed: int) -
     import jax
     import numpy as np
 
+    from dipjax.metrics import psnr
     from dipjax.run import RunConfig
     from dipjax.tasks import task_config
 
@@ -50,8 +51,8 @@ def trace(task: str, steps: int, every: int, size: int, width: int, seed: int) -
     step = jax.jit(method.step)
     truth = np.asarray(problem.x_true)
 
-    def psnr(x):
-        return float(-10 * np.log10(np.mean((np.clip(x, 0, 1) - truth) ** 2)))
+    def clipped_psnr(x):
+        return float(psnr(np.clip(x, 0, 1), truth))
 
     rows, key = [], jax.random.key(seed + 1)
     for i in range(1, steps + 1):
@@ -59,8 +60,8 @@ def trace(task: str, steps: int, every: int, size: int, width: int, seed: int) -
         state, info = step(state, problem, k)
         if i % every == 0:
             x_bar, z = np.asarray(state.out), np.asarray(state.z)
-            rows.append({"step": i, "psnr": psnr(np.asarray(state.out_avg)), "psnr_x_bar": psnr(x_bar),
-                         "psnr_z": psnr(z),
+            rows.append({"step": i, "psnr": clipped_psnr(np.asarray(state.out_avg)),
+                         "psnr_x_bar": clipped_psnr(x_bar), "psnr_z": clipped_psnr(z),
                          "data_loss": float(info["data_loss"]), "x_bar_min": float(x_bar.min()),
                          "x_bar_max": float(x_bar.max()), "z_min": float(z.min()), "z_max": float(z.max()),
                          "x_bar_outside_0_1": float(np.mean((x_bar < 0) | (x_bar > 1)))})
