@@ -1,12 +1,15 @@
 """Networks: published parameter counts, initialisation, per-image normalisation, resampling references, sizes."""
 
 import jax
+import jax.extend.core
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from functools import partial
 
-from dipjax.networks import (BatchNorm1Image, Conv2d, count_params, deep_decoder, medium_unet, shallow_unet,
-                             skip_net, upsample2x)
+from dipjax.networks import (BatchNorm1Image, Conv2d, conv_decoder, count_params, deep_decoder, init_params,
+                             medium_unet, shallow_unet, skip_net, upsample2x)
+from dipjax.networks.unet import UNet
 
 
 def _skip_count(c_in, c_out, down, up, skip, kd=3, ku=3, ks=1):
@@ -67,6 +70,37 @@ def test_pytorch_default_initialisation():
     assert np.abs(b).max() <= bound
     p2 = Conv2d(16, 3, weight_init="normal002").init(jax.random.key(0), x)["params"]
     assert abs(float(p2["kernel"].std()) - 0.02) < 0.002 and float(jnp.abs(p2["bias"]).max()) == 0
+
+
+def _random_draws(fn, *args) -> int:
+    """How many ``random_bits`` draws the jaxpr of ``fn(*args)`` makes (sub-jaxprs included)."""
+    def count(jaxpr):
+        return sum((eqn.primitive.name == "random_bits")
+                   + sum(count(sub) for sub in jax.extend.core.jaxprs_in_params(eqn.params)) for eqn in jaxpr.eqns)
+    return count(jax.make_jaxpr(fn)(*args).jaxpr)
+
+
+@pytest.mark.parametrize("name", ["skip", "skip_normal002", "skip_lecun", "unet", "deep_decoder", "conv_decoder"])
+def test_init_params_gives_network_init_with_the_weights_drawn_together(name):
+    """``init_params`` gives ``network.init``'s variables bit for bit (jitted, and vmapped over keys), with the
+    weights drawn in a few ``random_bits`` calls (per kind, within a size ratio) instead of one each."""
+    nets = {"skip": skip_net(3, width=8, scales=3), "skip_normal002": skip_net(1, 8, 2, weight_init="normal002"),
+            "skip_lecun": skip_net(1, 8, 2, weight_init="lecun"), "unet": UNet(2, 2, features=(8, 16, 16)),
+            "deep_decoder": deep_decoder(3, k=8, layers=3), "conv_decoder": conv_decoder((32, 32), 2, channels=8)}
+    net = nets[name]
+    z = jax.random.uniform(jax.random.key(3), net.input_shape(32, 32))
+    keys = jax.random.split(jax.random.key(11), 2)
+    got = jax.jit(jax.vmap(lambda k: init_params(net, k, z)))(keys)
+    for i in range(2):
+        reference = jax.jit(net.init)(keys[i], z)
+        assert jax.tree_util.tree_structure(reference) == jax.tree_util.tree_structure(got)
+        for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(reference)):
+            np.testing.assert_array_equal(a[i], b)
+    plain, together = _random_draws(net.init, keys[0], z), _random_draws(partial(init_params, net), keys[0], z)
+    if name == "skip_lecun":  # flax's lecun_normal is not one of dipjax's initialisers: drawn one by one as before
+        assert together == plain
+    else:
+        assert plain >= 4 and together <= 4 and together < plain
 
 
 def test_batchnorm_of_one_image_is_per_image_spatial_normalisation():

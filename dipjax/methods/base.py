@@ -55,6 +55,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from dipjax.networks.initializers import init_params
 from dipjax.regularizers import residual_norm
 
 
@@ -141,7 +142,7 @@ def init_network(network, key, z, problem):
     """Check the image size, initialise the weights for input ``z`` and run the network once: ``(params, out)``.
     The shared start of every method that trains a network."""
     network.check_size(*problem.image_shape[:2])
-    params = network.init(key, z)["params"]
+    params = init_params(network, key, z)["params"]
     out = network.apply({"params": params}, z)
     check_output(out, problem)
     return params, out

@@ -28,7 +28,7 @@ from flax import traverse_util
 
 from dipjax.methods.base import check_output, fitting_step, random_input
 from dipjax.methods.registry import MethodSpec, Option, preset, register_method
-from dipjax.networks import skip_net
+from dipjax.networks import init_params, skip_net
 from dipjax.networks.layers import batch_norm_1image
 from dipjax.regularizers import residual_norm, total_variation
 from dipjax.validation import require, require_finite
@@ -91,7 +91,7 @@ class DRP:
         self.network.check_size(h, w)
         k_net, k_z = jax.random.split(key)
         z = self._input(k_z, self.network.input_shape(h, w))
-        bn, frozen = split_batchnorm(self.network.init(k_net, z)["params"])
+        bn, frozen = split_batchnorm(init_params(self.network, k_net, z)["params"])
         c_in = z.shape[-1]
         trainable = {"bn": bn, "bn_in": {"scale": jnp.ones(c_in), "bias": jnp.zeros(c_in)}, "z": z}
         out = self.forward(frozen, trainable)

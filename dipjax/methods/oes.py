@@ -53,7 +53,7 @@ from flax import traverse_util
 from dipjax.methods.base import (StaticArray, check_output, fitting_step, init_random_input, mean_squared_residual,
                                  random_input)
 from dipjax.methods.registry import MethodSpec, Option, preset, register_method
-from dipjax.networks import SkipNet
+from dipjax.networks import SkipNet, init_params
 from dipjax.validation import require, require_finite
 
 
@@ -280,7 +280,7 @@ class OES:
         z = (jnp.asarray(self.mask.z) if self.mask.z is not None
              else random_input(k_z, self.network.input_shape(h, w)))
         if self.transfer or self.mask.params0 is None:
-            params = self.network.init(k_net, z)["params"]
+            params = init_params(self.network, k_net, z)["params"]
         else:
             params = jax.tree_util.tree_map(jnp.asarray, self.mask.params0)
         if jax.tree_util.tree_structure(params) != jax.tree_util.tree_structure(self.mask.mask):

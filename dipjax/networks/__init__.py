@@ -3,9 +3,11 @@
 
 from dipjax.networks.conv_decoder import ConvDecoder, conv_decoder
 from dipjax.networks.deep_decoder import DeepDecoder, deep_decoder
+from dipjax.networks.initializers import init_params
 from dipjax.networks.layers import BatchNorm1Image, Conv2d, count_params, upsample2x
 from dipjax.networks.skip import SkipNet, skip_net
 from dipjax.networks.unet import UNet, medium_unet, shallow_unet
 
 __all__ = ["SkipNet", "skip_net", "UNet", "shallow_unet", "medium_unet", "DeepDecoder", "deep_decoder", "ConvDecoder", "conv_decoder",
-           "Conv2d", "BatchNorm1Image", "upsample2x", "count_params"]
+           "Conv2d", "BatchNorm1Image", "upsample2x", "count_params",
+           "init_params"]

@@ -10,6 +10,8 @@
   Every DIP-family code trains with batch size 1 and BatchNorm in train mode, so the statistics are the image's
   own; there are no running averages and no mutable collections. Applied to an ``(N, H, W, C)`` array it normalises
   each image separately (what a batch of independent size-1 runs does). ε = 1e-5 and biased variance, as PyTorch.
+* Weights are drawn by :mod:`dipjax.networks.initializers` (initialise through its :func:`init_params`: the same
+  values as ``network.init``, compiled several times faster).
 * :func:`upsample2x`: nearest, or bilinear with ``align_corners`` False (PyTorch ``nn.Upsample`` default) or True.
 """
 
@@ -22,19 +24,9 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
+from dipjax.networks.initializers import normal, uniform
+
 INITS = ("pytorch", "normal002", "lecun")
-
-
-def _uniform(bound):
-    def init(key, shape, dtype=jnp.float32):
-        return jax.random.uniform(key, shape, dtype, -bound, bound)
-    return init
-
-
-def _normal(mean, std):
-    def init(key, shape, dtype=jnp.float32):
-        return mean + std * jax.random.normal(key, shape, dtype)
-    return init
 
 
 def _conv_nhwc(x, kernel, stride: int = 1, padding="VALID"):
@@ -82,9 +74,9 @@ class Conv2d(nn.Module):
         c_in, k = x.shape[-1], self.kernel_size
         fan_in = c_in * k * k
         if self.weight_init == "pytorch":
-            w_init = b_init = _uniform(1.0 / math.sqrt(fan_in))
+            w_init = b_init = uniform(1.0 / math.sqrt(fan_in))
         elif self.weight_init == "normal002":
-            w_init, b_init = _normal(0.0, 0.02), nn.initializers.zeros
+            w_init, b_init = normal(0.0, 0.02), nn.initializers.zeros
         else:
             w_init, b_init = nn.initializers.lecun_normal(), nn.initializers.zeros
         kernel = self.param("kernel", w_init, (k, k, c_in, self.features))
@@ -156,7 +148,7 @@ class BatchNorm1Image(nn.Module):
     @nn.compact
     def __call__(self, x):
         c = x.shape[-1]
-        scale_init = _normal(1.0, 0.02) if self.weight_init == "normal002" else nn.initializers.ones
+        scale_init = normal(1.0, 0.02) if self.weight_init == "normal002" else nn.initializers.ones
         scale = self.param("scale", scale_init, (c,))
         bias = self.param("bias", nn.initializers.zeros, (c,))
         return batch_norm_1image(x, scale, bias, self.eps)
