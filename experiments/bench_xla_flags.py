@@ -31,6 +31,11 @@ VARIANTS = {
     "no_ynnpack": "--xla_cpu_experimental_ynn_fusion_type=",
     # dipjax's default: YNNPACK for reductions only (XLA's own rewrites a large reduction into slow reduce-windows)
     "ynnpack_reductions": "--xla_cpu_experimental_ynn_fusion_type=reduce",
+    # the same with XLA's concurrency-optimised scheduler set either way (independent operations run side by side)
+    "ynnpack_reductions_concurrency_scheduler": "--xla_cpu_experimental_ynn_fusion_type=reduce "
+                                                "--xla_cpu_enable_concurrency_optimized_scheduler=true",
+    "ynnpack_reductions_no_concurrency_scheduler": "--xla_cpu_experimental_ynn_fusion_type=reduce "
+                                                   "--xla_cpu_enable_concurrency_optimized_scheduler=false",
 }
 
 
