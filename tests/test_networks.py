@@ -103,6 +103,24 @@ def test_init_params_gives_network_init_with_the_weights_drawn_together(name):
         assert plain >= 4 and together <= 4 and together < plain
 
 
+def test_init_params_draws_one_by_one_where_a_prefix_is_not_the_shorter_draw():
+    """With JAX's original (non-partitionable) threefry a prefix of a longer draw is not the shorter draw: init_params
+    must then draw each array on its own, and still give network.init's values."""
+    net = skip_net(1, width=4, scales=2)
+    z = jax.random.uniform(jax.random.key(3), net.input_shape(16, 16))
+    before = jax.config.jax_threefry_partitionable
+    jax.config.update("jax_threefry_partitionable", False)
+    try:
+        key = jax.random.key(5)
+        assert not np.array_equal(jax.random.uniform(key, (8,))[:4], jax.random.uniform(key, (4,)))
+        got, reference = jax.jit(partial(init_params, net))(key, z), jax.jit(net.init)(key, z)
+        for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(reference)):
+            np.testing.assert_array_equal(a, b)
+        assert _random_draws(partial(init_params, net), key, z) == _random_draws(net.init, key, z)
+    finally:
+        jax.config.update("jax_threefry_partitionable", before)
+
+
 def test_batchnorm_of_one_image_is_per_image_spatial_normalisation():
     bn = BatchNorm1Image()
     x = 3 + 2 * jax.random.normal(jax.random.key(0), (2, 16, 16, 4))

@@ -72,7 +72,8 @@ def normal(mean: float, std: float):
 def _prefix_draws_are_exact(key) -> bool:
     """Whether a draw of ``n`` values is the first ``n`` of a longer draw with the same key (partitionable
     threefry: element ``i`` is a function of the key and ``i`` alone)."""
-    return jax.config.jax_threefry_partitionable and str(jax.random.key_impl(key)) == "threefry2x32"
+    partitionable = getattr(jax.config, "jax_threefry_partitionable", True)  # always on where the flag is gone
+    return partitionable and str(jax.random.key_impl(key)) == "threefry2x32"
 
 
 def _draw_together(group: list[_Draw]) -> list[jax.Array]:
