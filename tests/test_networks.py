@@ -1,11 +1,12 @@
 """Networks: published parameter counts, initialisation, per-image normalisation, resampling references, sizes."""
 
+from functools import partial
+
 import jax
 import jax.extend.core
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from functools import partial
 
 from dipjax.networks import (BatchNorm1Image, Conv2d, conv_decoder, count_params, deep_decoder, init_params,
                              medium_unet, shallow_unet, skip_net, upsample2x)

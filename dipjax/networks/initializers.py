@@ -1,4 +1,4 @@
-"""Weight initialisers of dipjax's layers, and :func:`init_params`, which draws all their random numbers at once.
+"""Weight initialisers of dipjax's layers, and :func:`init_params`, which draws their random numbers together.
 
 * :func:`uniform` — ``U(−b, b)`` (``torch.nn.Conv2d``'s default, b = 1/√fan_in);
 * :func:`normal` — ``N(mean, std²)`` (aSeqDIP's and Self-Guided DIP's ``normal002``);
@@ -77,7 +77,7 @@ def _prefix_draws_are_exact(key) -> bool:
 
 
 def _draw_together(group: list[_Draw]) -> list[jax.Array]:
-    """The arrays of ``group`` (one kind and dtype) from one ``vmap``-ed draw over their keys."""
+    """The arrays of ``group`` (one kind, dtype and size class) from one ``vmap``-ed draw over their keys."""
     first = group[0]
     if not all(_prefix_draws_are_exact(d.key) for d in group):
         return [_sample(d.kind, d.key, d.shape, d.dtype, d.a, d.b) for d in group]
@@ -91,7 +91,7 @@ def _draw_together(group: list[_Draw]) -> list[jax.Array]:
 
 #: Arrays drawn together are at least 1/SIZE_RATIO the size of the largest of their group, since each is drawn at
 #: that length (a 256-entry bias drawn with 3 × 3 × 256 × 256 kernels would cost 589,824 draws). 4 keeps the extra
-#: X (``experiments/bench_init_compile.py``).
+#: work within 4× the weights' own draws; 16 compiled about as fast (``experiments/bench_init_compile.py``).
 SIZE_RATIO = 4
 
 
