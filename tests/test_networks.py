@@ -188,6 +188,23 @@ def test_pointwise_conv_derivatives_are_the_channel_products(x64):
     np.testing.assert_allclose(per_image.sum(0), dw, rtol=1e-12, atol=1e-13)
 
 
+def test_pointwise_filter_gradient_compiles_without_a_layout_copy():
+    """The 1×1 convolution's filter gradient ``Σ xᵀ g`` reads the activation as it lies: XLA's CPU compiler emits
+    its matrix product with no copy or transpose of ``x`` first (written over the 4-D arrays it copied ``x``
+    channel-major, 11 such copies per DIP step; ``python experiments/bench_pointwise.py``)."""
+    import re
+
+    from dipjax.networks.layers import pointwise_conv
+
+    x = jnp.ones((1, 16, 16, 8), jnp.float32)
+    w, g = jnp.ones((1, 1, 8, 8), jnp.float32), jnp.ones((1, 16, 16, 8), jnp.float32)
+    filter_gradient = jax.jit(lambda x, w, g: jax.vjp(lambda w: pointwise_conv(x, w), w)[1](g)[0])
+    text = filter_gradient.lower(x, w, g).compile().as_text()
+    assert re.search(r" dot\(", text), "expected the filter gradient to be a matrix product"
+    moves = re.findall(r"%\w*(?:copy|transpose)\w* = \S+ (?:fusion|copy|transpose)\(", text)
+    assert not moves, f"the filter gradient moves x into another layout first: {moves}"
+
+
 def test_networks_treat_images_independently():
     net = skip_net(out_channels=3, width=8, scales=3)
     z = jax.random.uniform(jax.random.key(0), (2, 32, 32, 32))

@@ -36,17 +36,21 @@ def _conv_nhwc(x, kernel, stride: int = 1, padding="VALID"):
 
 
 def _channel_product(x, w):
-    """``Σ_c x[..., c] w[c, :]``: a 1×1 convolution written as a matrix product over the channel axis."""
-    return jax.lax.dot_general(x, w, (((x.ndim - 1,), (0,)), ((), ())))
+    """``Σ_c x[..., c] w[c, :]``: a 1×1 convolution written as a matrix product over the channel axis, of ``x`` seen
+    as a ``(pixels, C_in)`` matrix. Its transpose for ``w`` is then ``xᵀ g`` over two matrices, which XLA's CPU
+    product reads as they lie; over the 4-D arrays it first copies ``x`` channel-major (a strided transpose of the
+    whole activation; ``python experiments/bench_pointwise.py``)."""
+    flat = jax.lax.dot_general(x.reshape(-1, x.shape[-1]), w, (((1,), (0,)), ((), ())))
+    return flat.reshape(x.shape[:-1] + w.shape[1:])
 
 
 @jax.custom_jvp
 def pointwise_conv(x, kernel):
     """A 1×1 convolution of ``(N, H, W, C_in)`` with an HWIO ``(1, 1, C_in, C_out)`` kernel, computed as XLA convolves
     it, with its tangent ``dx W + x dW`` written as matrix products over the channel axis. Their transposes (reverse
-    mode) are ``g Wᵀ`` and ``Σ_{n,h,w} xᵀ g``, products over the NHWC arrays as they lie, where XLA's own filter
-    gradient first lays ``x`` out channel-major, a strided transpose of the whole activation
-    (``python experiments/profile_step.py``)."""
+    mode) are ``g Wᵀ`` and ``Σ_{n,h,w} xᵀ g``, products over the NHWC arrays seen as ``(pixels, C)`` matrices
+    (:func:`_channel_product`), where XLA's own filter gradient first lays ``x`` out channel-major, a strided
+    transpose of the whole activation (``python experiments/profile_step.py``, ``experiments/bench_pointwise.py``)."""
     return _conv_nhwc(x, kernel)
 
 

@@ -1,0 +1,187 @@
+"""Time the 1×1 convolutions' derivatives three ways, alone and inside the DIP step, in one process.
+
+    python experiments/bench_pointwise.py                  # 256² and 512², width 128 (about 6 min on 2 CPU cores)
+    python experiments/bench_pointwise.py --sizes 128 --width 32 --rounds 2      # a smoke run
+
+``dipjax.networks.layers.pointwise_conv`` carries a 1×1 convolution's tangent ``dx W + x dW`` as products over the
+channel axis, so that reverse mode computes ``g Wᵀ`` and the filter gradient ``Σ_pixels xᵀ g`` as matrix products
+(the performance issue's lever 3, README). How that product is written decides whether XLA's CPU compiler copies
+the activation first:
+
+* ``xla``: no custom derivative, XLA's own convolution gradients (their filter gradient lays ``x`` out
+  channel-major, a strided transpose);
+* ``4d``: products over the ``(N, H, W, C)`` arrays as they are, contracting ``N, H, W`` for the filter gradient
+  (dipjax before this measurement): XLA still copies ``x`` channel-major, as a plain copy;
+* ``matrix``: the same products over ``x`` seen as a ``(pixels, C)`` matrix (dipjax's ``_channel_product``): XLA's
+  matrix product reads ``xᵀ`` from the row-major matrix with no copy.
+
+Part 1 times forward and both gradients of one 1×1 convolution of the skip net (``width → width`` and the skip
+branch's ``width → 4``) at each size, the three formulations alternating, and checks they agree (float32 rounding).
+Part 2 times the whole DIP step (skip net 5 × width, RGB, Adam; ``bench_step.py``'s problem) with the ``4d`` and the
+``matrix`` product: each variant's step is traced and compiled with ``layers._channel_product`` set to it for the
+duration of the tracing only (the module is restored before anything is timed), then the two alternate in rounds.
+Each time is a median after warm-up. XLA runs with dipjax's options (:mod:`dipjax.xla_flags`).
+
+Writes ``experiments/results/bench_pointwise/metrics.json`` (``--out``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import re
+import statistics
+import sys
+import time
+
+OUT = os.path.join(os.path.dirname(__file__), "results", "bench_pointwise")
+# a fusion of the compiled step that only moves data into another layout (``copy_bitcast_fusion``,
+# ``transpose_copy_fusion``, ...), counted in each variant's optimised HLO
+LAYOUT_FUSION = re.compile(r"^\s*(?:ROOT )?%\w*(?:copy|transpose)\w*fusion(?:\.\d+)? = ", re.M)
+
+
+def product_4d(x, w):
+    """``Σ_c x[..., c] w[c, :]`` over the 4-D array (the form dipjax used before ``matrix``)."""
+    import jax
+
+    return jax.lax.dot_general(x, w, (((x.ndim - 1,), (0,)), ((), ())))
+
+
+@contextlib.contextmanager
+def channel_product(fn):
+    """``layers._channel_product`` set to ``fn`` while a step is traced; restored on exit."""
+    from dipjax.networks import layers
+
+    saved = layers._channel_product
+    layers._channel_product = fn
+    try:
+        yield
+    finally:
+        layers._channel_product = saved
+
+
+def alternate(fns: dict, warmup: int, rounds: int, block: int) -> dict:
+    """Median seconds of each no-argument callable, run ``block`` times per round in turn after ``warmup`` calls."""
+    times = {k: [] for k in fns}
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    for _ in range(rounds):
+        for label, fn in fns.items():
+            for _ in range(block):
+                t = time.perf_counter()
+                fn()
+                times[label].append(time.perf_counter() - t)
+    return {k: {"seconds_median": statistics.median(v), "seconds_all": v} for k, v in times.items()}
+
+
+def layer_rows(size: int, width: int, args) -> list[dict]:
+    import jax
+    import numpy as np
+
+    from dipjax.networks import layers
+
+    rows = []
+    for c_in, c_out in ((width, width), (width, 4)):
+        rng = np.random.default_rng(args.seed)
+        x = jax.device_put(rng.standard_normal((1, size, size, c_in), np.float32))
+        w = jax.device_put((rng.standard_normal((1, 1, c_in, c_out)) / np.sqrt(c_in)).astype(np.float32))
+        g = jax.device_put(rng.standard_normal((1, size, size, c_out), np.float32))
+
+        def with_product(product):
+            @jax.custom_jvp
+            def conv(x, w):
+                return layers._conv_nhwc(x, w)
+
+            conv.defjvp(lambda p, t: (layers._conv_nhwc(*p), product(t[0], p[1][0, 0]) + product(p[0], t[1][0, 0])))
+            return conv
+
+        forms = {"xla": layers._conv_nhwc, "4d": with_product(product_4d),
+                 "matrix": with_product(layers._channel_product)}
+        compiled = {}
+        for name, f in forms.items():
+            def fwd_and_grads(x, w, g, f=f):
+                y, vjp = jax.vjp(f, x, w)
+                return (y, *vjp(g))
+            compiled[name] = jax.jit(fwd_and_grads).lower(x, w, g).compile()
+        outs = {k: [np.asarray(a) for a in c(x, w, g)] for k, c in compiled.items()}
+        diff = max(float(np.abs(a - b).max() / np.abs(b).max()) for k in ("4d", "matrix")
+                   for a, b in zip(outs[k], outs["xla"]))
+        if not diff < 1e-5:
+            raise SystemExit(f"the formulations disagree by {diff:.3g} relative (> 1e-5): nothing was timed")
+        timed = alternate({k: (lambda c=c: jax.block_until_ready(c(x, w, g))) for k, c in compiled.items()},
+                          1, args.rounds, args.block)
+        row = {"size": size, "c_in": c_in, "c_out": c_out, "max_rel_diff_to_xla": diff,
+               **{k: v for k, v in timed.items()}}
+        print(f"{size}² 1×1 {c_in}→{c_out}: " + ", ".join(f"{k} {v['seconds_median'] * 1e3:.1f} ms"
+                                                        for k, v in timed.items()), flush=True)
+        rows.append(row)
+    return rows
+
+
+def step_row(size: int, args) -> dict:
+    import jax
+
+    sys.path.insert(0, os.path.dirname(__file__))
+    from bench_step import dipjax_setup
+
+    from dipjax.networks import layers
+
+    problem, method, state, _ = dipjax_setup(size, args.width, args.seed)
+    steps = {}
+    for name, product in (("4d", product_4d), ("matrix", layers._channel_product)):
+        with channel_product(product):
+            steps[name] = jax.jit(method.step).lower(state, problem, jax.random.key(0)).compile()
+    keys = iter(jax.random.split(jax.random.key(args.seed + 2), 10_000))
+    holders = {k: {"state": state} for k in steps}  # each variant trains its own copy from the same start
+
+    def run(k):
+        holders[k]["state"], info = steps[k](holders[k]["state"], problem, next(keys))
+        jax.block_until_ready(info["loss"])
+
+    copies = {k: len(LAYOUT_FUSION.findall(c.as_text())) for k, c in steps.items()}
+    one = {k: steps[k](state, problem, jax.random.key(7))[1]["loss"] for k in steps}
+    loss_diff = abs(float(one["4d"]) - float(one["matrix"])) / abs(float(one["matrix"]))
+    timed = alternate({k: (lambda k=k: run(k)) for k in steps}, args.warmup, args.rounds, args.block)
+    ratio = timed["matrix"]["seconds_median"] / timed["4d"]["seconds_median"]
+    print(f"{size}² DIP step: 4d {timed['4d']['seconds_median'] * 1e3:.1f} ms, matrix "
+          f"{timed['matrix']['seconds_median'] * 1e3:.1f} ms (ratio {ratio:.3f}); layout fusions {copies}, "
+          f"loss differs by {loss_diff:.2g}", flush=True)
+    return {"size": size, "width": args.width, "loss_rel_diff": loss_diff, "layout_fusions": copies, **timed,
+            "ratio_matrix_to_4d": ratio}
+
+
+def main(argv=None):
+    from dipjax.xla_flags import apply_default_flags
+
+    apply_default_flags()  # dipjax's XLA options, set before JAX starts (dipjax/xla_flags.py)
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="256,512", help="comma-separated image sides")
+    ap.add_argument("--width", type=int, default=128)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--block", type=int, default=2, help="timed calls of each contender per round")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default=OUT)
+    args = ap.parse_args(argv)
+    try:
+        sizes = [int(s) for s in args.sizes.split(",")]
+    except ValueError:
+        raise SystemExit(f"--sizes expects comma-separated integers, got {args.sizes!r}") from None
+    import jax
+
+    from dipjax.report import write_json
+
+    result = {"jax": jax.__version__, "cpu_count": os.cpu_count(), "xla_flags": os.environ.get("XLA_FLAGS", ""),
+              "command": "python experiments/bench_pointwise.py " + " ".join(argv if argv is not None else
+                                                                            sys.argv[1:]),
+              "layers": [r for s in sizes for r in layer_rows(s, args.width, args)],
+              "steps": [step_row(s, args) for s in sizes]}
+    os.makedirs(args.out, exist_ok=True)
+    write_json(os.path.join(args.out, "metrics.json"), result)
+    print(f"wrote {args.out}/metrics.json")
+
+
+if __name__ == "__main__":
+    main()
