@@ -19,7 +19,8 @@ Part 1 times forward and both gradients of one 1×1 convolution of the skip net 
 branch's ``width → 4``) at each size, the three formulations alternating, and checks they agree (float32 rounding).
 Part 2 times the whole DIP step (skip net 5 × width, RGB, Adam; ``bench_step.py``'s problem) with the ``4d`` and the
 ``matrix`` product: each variant's step is traced and compiled with ``layers._channel_product`` set to it for the
-duration of the tracing only (the module is restored before anything is timed), then the two alternate in rounds.
+duration of the tracing only (the module is restored before anything is timed), then the two alternate in rounds
+(:func:`step_ab`, which ``bench_reflection_pad.py`` uses too).
 Each time is a median after warm-up. XLA runs with dipjax's options (:mod:`dipjax.xla_flags`).
 
 Writes ``experiments/results/bench_pointwise/metrics.json`` (``--out``).
@@ -49,16 +50,16 @@ def product_4d(x, w):
 
 
 @contextlib.contextmanager
-def channel_product(fn):
-    """``layers._channel_product`` set to ``fn`` while a step is traced; restored on exit."""
+def layer_function(name: str, fn):
+    """``dipjax.networks.layers.<name>`` set to ``fn`` while a step is traced; restored on exit."""
     from dipjax.networks import layers
 
-    saved = layers._channel_product
-    layers._channel_product = fn
+    saved = getattr(layers, name)
+    setattr(layers, name, fn)
     try:
         yield
     finally:
-        layers._channel_product = saved
+        setattr(layers, name, saved)
 
 
 def alternate(fns: dict, warmup: int, rounds: int, block: int) -> dict:
@@ -120,67 +121,85 @@ def layer_rows(size: int, width: int, args) -> list[dict]:
     return rows
 
 
-def step_row(size: int, args) -> dict:
+def step_ab(size: int, args, name: str, variants: dict) -> dict:
+    """The DIP step (``bench_step.py``'s problem) compiled once per variant of ``layers.<name>`` (``variants``: label →
+    function, the baseline first, dipjax's form last), the variants alternating in rounds; each trains its own copy
+    of the state from the same start. Also the count of layout fusions in each compiled program and the relative
+    difference of one step's loss."""
     import jax
 
     sys.path.insert(0, os.path.dirname(__file__))
     from bench_step import dipjax_setup
 
-    from dipjax.networks import layers
-
     problem, method, state, _ = dipjax_setup(size, args.width, args.seed)
     steps = {}
-    for name, product in (("4d", product_4d), ("matrix", layers._channel_product)):
-        with channel_product(product):
-            steps[name] = jax.jit(method.step).lower(state, problem, jax.random.key(0)).compile()
+    for label, fn in variants.items():
+        with layer_function(name, fn):
+            steps[label] = jax.jit(method.step).lower(state, problem, jax.random.key(0)).compile()
     keys = iter(jax.random.split(jax.random.key(args.seed + 2), 10_000))
-    holders = {k: {"state": state} for k in steps}  # each variant trains its own copy from the same start
+    holders = {k: {"state": state} for k in steps}
 
     def run(k):
         holders[k]["state"], info = steps[k](holders[k]["state"], problem, next(keys))
         jax.block_until_ready(info["loss"])
 
+    base, ours = list(steps)[0], list(steps)[-1]
     copies = {k: len(LAYOUT_FUSION.findall(c.as_text())) for k, c in steps.items()}
     one = {k: steps[k](state, problem, jax.random.key(7))[1]["loss"] for k in steps}
-    loss_diff = abs(float(one["4d"]) - float(one["matrix"])) / abs(float(one["matrix"]))
+    loss_diff = abs(float(one[base]) - float(one[ours])) / abs(float(one[ours]))
     timed = alternate({k: (lambda k=k: run(k)) for k in steps}, args.warmup, args.rounds, args.block)
-    ratio = timed["matrix"]["seconds_median"] / timed["4d"]["seconds_median"]
-    print(f"{size}² DIP step: 4d {timed['4d']['seconds_median'] * 1e3:.1f} ms, matrix "
-          f"{timed['matrix']['seconds_median'] * 1e3:.1f} ms (ratio {ratio:.3f}); layout fusions {copies}, "
-          f"loss differs by {loss_diff:.2g}", flush=True)
+    ratio = timed[ours]["seconds_median"] / timed[base]["seconds_median"]
+    print(f"{size}² DIP step: " + ", ".join(f"{k} {v['seconds_median'] * 1e3:.1f} ms" for k, v in timed.items())
+          + f" (ratio {ratio:.3f}); layout fusions {copies}, loss differs by {loss_diff:.2g}", flush=True)
     return {"size": size, "width": args.width, "loss_rel_diff": loss_diff, "layout_fusions": copies, **timed,
-            "ratio_matrix_to_4d": ratio}
+            f"ratio_{ours}_to_{base}": ratio}
 
 
-def main(argv=None):
+def step_row(size: int, args) -> dict:
+    from dipjax.networks import layers
+
+    return step_ab(size, args, "_channel_product", {"4d": product_4d, "matrix": layers._channel_product})
+
+
+def bench_args(argv, description: str, out: str):
+    """dipjax's XLA options set (before JAX starts a backend), then the options this script and
+    ``bench_reflection_pad.py`` share, parsed; returns them and the list of sizes."""
     from dipjax.xla_flags import apply_default_flags
 
-    apply_default_flags()  # dipjax's XLA options, set before JAX starts (dipjax/xla_flags.py)
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    apply_default_flags()  # dipjax's XLA options (dipjax/xla_flags.py)
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--sizes", default="256,512", help="comma-separated image sides")
     ap.add_argument("--width", type=int, default=128)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--block", type=int, default=2, help="timed calls of each contender per round")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", default=OUT)
+    ap.add_argument("--out", default=out)
     args = ap.parse_args(argv)
     try:
-        sizes = [int(s) for s in args.sizes.split(",")]
+        return args, [int(s) for s in args.sizes.split(",")]
     except ValueError:
         raise SystemExit(f"--sizes expects comma-separated integers, got {args.sizes!r}") from None
+
+
+def write_result(args, script: str, argv, **parts) -> None:
+    """``parts`` with the versions, the XLA options and the command line, as ``<--out>/metrics.json``."""
     import jax
 
     from dipjax.report import write_json
 
+    command = f"python experiments/{script} " + " ".join(argv if argv is not None else sys.argv[1:])
     result = {"jax": jax.__version__, "cpu_count": os.cpu_count(), "xla_flags": os.environ.get("XLA_FLAGS", ""),
-              "command": "python experiments/bench_pointwise.py " + " ".join(argv if argv is not None else
-                                                                            sys.argv[1:]),
-              "layers": [r for s in sizes for r in layer_rows(s, args.width, args)],
-              "steps": [step_row(s, args) for s in sizes]}
+              "command": command, **parts}
     os.makedirs(args.out, exist_ok=True)
     write_json(os.path.join(args.out, "metrics.json"), result)
     print(f"wrote {args.out}/metrics.json")
+
+
+def main(argv=None):
+    args, sizes = bench_args(argv, __doc__.splitlines()[0], OUT)
+    write_result(args, "bench_pointwise.py", argv, layers=[r for s in sizes for r in layer_rows(s, args.width, args)],
+                 steps=[step_row(s, args) for s in sizes])
 
 
 if __name__ == "__main__":

@@ -205,6 +205,26 @@ def test_pointwise_filter_gradient_compiles_without_a_layout_copy():
     assert not moves, f"the filter gradient moves x into another layout first: {moves}"
 
 
+@pytest.mark.parametrize("shape,p", [((2, 5, 7, 3), 1), ((1, 6, 4, 2), 2), ((1, 2, 2, 1), 1), ((1, 4, 9, 1), 3),
+                                     ((1, 1, 3, 2), 1), ((1, 3, 3, 1), 3)])
+def test_reflection_pad_is_numpys_reflect_mode_with_its_derivatives(x64, shape, p):
+    """Against ``np.pad(mode="reflect")`` exactly (the last two shapes take the ``jnp.pad`` path: a side of at most
+    p pixels), its reverse and forward derivatives against autodiff of ``jnp.pad`` in float64, and under vmap."""
+    from dipjax.networks.layers import reflection_pad
+
+    k = jax.random.split(jax.random.key(3), 3)
+    x = jax.random.normal(k[0], shape, jnp.float64)
+    widths = ((0, 0), (p, p), (p, p), (0, 0))
+    np.testing.assert_array_equal(reflection_pad(x, p), np.pad(np.asarray(x), widths, mode="reflect"))
+    g = jax.random.normal(k[1], (shape[0], shape[1] + 2 * p, shape[2] + 2 * p, shape[3]), jnp.float64)
+    plain = lambda v: jnp.pad(v, widths, mode="reflect")  # noqa: E731
+    np.testing.assert_allclose(jax.vjp(lambda v: reflection_pad(v, p), x)[1](g)[0], jax.vjp(plain, x)[1](g)[0],
+                               rtol=1e-13, atol=1e-13)
+    t = jax.random.normal(k[2], shape, jnp.float64)
+    np.testing.assert_array_equal(jax.jvp(lambda v: reflection_pad(v, p), (x,), (t,))[1], plain(t))
+    np.testing.assert_array_equal(jax.vmap(lambda v: reflection_pad(v[None], p)[0])(x), plain(x))
+
+
 def test_networks_treat_images_independently():
     net = skip_net(out_channels=3, width=8, scales=3)
     z = jax.random.uniform(jax.random.key(0), (2, 32, 32, 32))

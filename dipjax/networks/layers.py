@@ -44,6 +44,33 @@ def _channel_product(x, w):
     return flat.reshape(x.shape[:-1] + w.shape[1:])
 
 
+def reflection_pad(x, p: int):
+    """``x`` of shape ``(N, H, W, C)`` padded by ``p`` pixels on each side of both image axes, mirrored without
+    repeating the edge (``jnp.pad(..., mode="reflect")``, PyTorch's ``ReflectionPad2d``), as one concatenation of the
+    three row bands, each padded along the columns. ``jnp.pad`` pads one axis after the other, and the derivative
+    XLA compiles for it is one full-size pass per border piece; this form is one pass each way
+    (``python experiments/bench_reflection_pad.py``). Images with a side of at most ``p`` pixels (where reflection
+    wraps more than once) go to ``jnp.pad``."""
+    h, w = x.shape[-3], x.shape[-2]
+    if p == 0:
+        return x
+    if min(h, w) <= p:
+        return jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)), mode="reflect")
+
+    def borders(v, axis):
+        n = v.shape[axis]
+        low = jax.lax.rev(jax.lax.slice_in_dim(v, 1, p + 1, axis=axis), (axis,))
+        high = jax.lax.rev(jax.lax.slice_in_dim(v, n - 1 - p, n - 1, axis=axis), (axis,))
+        return low, high
+
+    def columns(v):
+        left, right = borders(v, 2)
+        return jnp.concatenate([left, v, right], axis=2)
+
+    top, bottom = borders(x, 1)
+    return jnp.concatenate([columns(top), columns(x), columns(bottom)], axis=1)
+
+
 @jax.custom_jvp
 def pointwise_conv(x, kernel):
     """A 1×1 convolution of ``(N, H, W, C_in)`` with an HWIO ``(1, 1, C_in, C_out)`` kernel, computed as XLA convolves
@@ -88,7 +115,7 @@ class Conv2d(nn.Module):
         x = x.reshape((-1,) + x.shape[-3:])
         p = (k - 1) // 2
         if p and self.padding == "reflection":
-            x = jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)), mode="reflect")
+            x = reflection_pad(x, p)
             pad = "VALID"
         elif p and self.padding == "zero":
             pad = ((p, p), (p, p))
