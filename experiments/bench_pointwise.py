@@ -32,9 +32,10 @@ import argparse
 import contextlib
 import os
 import re
-import statistics
 import sys
-import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from bench_step import alternate, dipjax_setup  # noqa: E402
 
 OUT = os.path.join(os.path.dirname(__file__), "results", "bench_pointwise")
 # a fusion of the compiled step that only moves data into another layout (``copy_bitcast_fusion``,
@@ -60,21 +61,6 @@ def layer_function(name: str, fn):
         yield
     finally:
         setattr(layers, name, saved)
-
-
-def alternate(fns: dict, warmup: int, rounds: int, block: int) -> dict:
-    """Median seconds of each no-argument callable, run ``block`` times per round in turn after ``warmup`` calls."""
-    times = {k: [] for k in fns}
-    for fn in fns.values():
-        for _ in range(warmup):
-            fn()
-    for _ in range(rounds):
-        for label, fn in fns.items():
-            for _ in range(block):
-                t = time.perf_counter()
-                fn()
-                times[label].append(time.perf_counter() - t)
-    return {k: {"seconds_median": statistics.median(v), "seconds_all": v} for k, v in times.items()}
 
 
 def layer_rows(size: int, width: int, args) -> list[dict]:
@@ -113,8 +99,7 @@ def layer_rows(size: int, width: int, args) -> list[dict]:
             raise SystemExit(f"the formulations disagree by {diff:.3g} relative (> 1e-5): nothing was timed")
         timed = alternate({k: (lambda c=c: jax.block_until_ready(c(x, w, g))) for k, c in compiled.items()},
                           1, args.rounds, args.block)
-        row = {"size": size, "c_in": c_in, "c_out": c_out, "max_rel_diff_to_xla": diff,
-               **{k: v for k, v in timed.items()}}
+        row = {"size": size, "c_in": c_in, "c_out": c_out, "max_rel_diff_to_xla": diff, **timed}
         print(f"{size}² 1×1 {c_in}→{c_out}: " + ", ".join(f"{k} {v['seconds_median'] * 1e3:.1f} ms"
                                                         for k, v in timed.items()), flush=True)
         rows.append(row)
@@ -128,19 +113,16 @@ def step_ab(size: int, args, name: str, variants: dict) -> dict:
     difference of one step's loss."""
     import jax
 
-    sys.path.insert(0, os.path.dirname(__file__))
-    from bench_step import dipjax_setup
-
     problem, method, state, _ = dipjax_setup(size, args.width, args.seed)
     steps = {}
     for label, fn in variants.items():
         with layer_function(name, fn):
             steps[label] = jax.jit(method.step).lower(state, problem, jax.random.key(0)).compile()
     keys = iter(jax.random.split(jax.random.key(args.seed + 2), 10_000))
-    holders = {k: {"state": state} for k in steps}
+    states = dict.fromkeys(steps, state)
 
     def run(k):
-        holders[k]["state"], info = steps[k](holders[k]["state"], problem, next(keys))
+        states[k], info = steps[k](states[k], problem, next(keys))
         jax.block_until_ready(info["loss"])
 
     base, ours = list(steps)[0], list(steps)[-1]

@@ -27,7 +27,8 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
-from bench_pointwise import alternate, bench_args, step_ab, write_result  # noqa: E402
+from bench_pointwise import bench_args, step_ab, write_result  # noqa: E402
+from bench_step import alternate  # noqa: E402
 
 OUT = os.path.join(os.path.dirname(__file__), "results", "bench_reflection_pad")
 

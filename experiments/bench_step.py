@@ -187,6 +187,24 @@ def torch_contender(torch, device, params, z, y, width: int, channels_last: bool
 
 
 # ---------------------------------------------------------------------------------------------------- the bench
+def alternate(fns: dict, warmup: int, rounds: int, block: int, settle: int = 0) -> dict:
+    """Median seconds of each no-argument callable: ``warmup`` calls of each, then ``rounds`` rounds in which each
+    in turn runs ``settle`` untimed calls and ``block`` timed ones. ``{label: {seconds_median, seconds_all}}``."""
+    times = {k: [] for k in fns}
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    for _ in range(rounds):
+        for label, fn in fns.items():
+            for _ in range(settle):
+                fn()
+            for _ in range(block):
+                t = time.perf_counter()
+                fn()
+                times[label].append(time.perf_counter() - t)
+    return {k: {"seconds_median": statistics.median(v), "seconds_all": v} for k, v in times.items()}
+
+
 def bench_size(args, size: int, torch):
     problem, method, state, step = dipjax_setup(size, args.width, args.seed)
     params = jax.device_get(state.params)
@@ -217,21 +235,9 @@ def bench_size(args, size: int, torch):
                 raise SystemExit(f"{label}'s forward pass differs from dipjax's by {diff:.3g} (> 1e-4): the two "
                                  "networks are not the same, nothing was timed")
             contenders[label] = fn
-    times = {k: [] for k in contenders}
-    for fn in contenders.values():
-        for _ in range(args.warmup):
-            fn()
-    for _ in range(args.rounds):
-        for label, fn in contenders.items():
-            for _ in range(args.settle):
-                fn()
-            for _ in range(args.block):
-                t = time.perf_counter()
-                fn()
-                times[label].append(time.perf_counter() - t)
-    for label, ts in times.items():
-        med = statistics.median(ts)
-        row[label] = {"seconds_median": med, "seconds_all": ts, "gflops_per_second": flops / med / 1e9}
+    for label, timed in alternate(contenders, args.warmup, args.rounds, args.block, args.settle).items():
+        med = timed["seconds_median"]
+        row[label] = {**timed, "gflops_per_second": flops / med / 1e9}
         print(f"{size}²  {label:24s} {med * 1e3:9.1f} ms/step  {flops / med / 1e9:6.1f} GFLOP/s", flush=True)
     if args.no_engine:
         return finish_row(row)
