@@ -15,9 +15,9 @@ NOTEBOOKS = sorted((pathlib.Path(__file__).parent.parent / "notebooks").glob("*.
 CHECKS = {"quickstart.ipynb": 'assert result.history["psnr"].shape[-1] == STEPS, result.history["psnr"].shape'}
 
 
-#: Notebooks run only with ``-m slow`` (the theory notebook takes ~45 s on 2 CPU cores; its functions are tested in
-#: tests/test_theory_*.py).
-SLOW = {"theory.ipynb"}
+#: Notebooks run only with ``-m slow``: the theory notebook takes ~45 s on 2 CPU cores and the medical one ~2 min
+#: (mostly compiling); their functions are tested in tests/test_theory_*.py and tests/test_mri_ct.py.
+SLOW = {"theory.ipynb", "medical.ipynb"}
 
 
 @pytest.mark.parametrize("path", [pytest.param(p, marks=pytest.mark.slow) if p.name in SLOW else p for p in NOTEBOOKS],
