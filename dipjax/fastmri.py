@@ -1,14 +1,18 @@
-"""fastMRI multi-coil HDF5 files (Zbontar et al., arXiv 1811.08839; facebookresearch/fastMRI ``fastmri/data``).
+"""fastMRI HDF5 files, multi-coil and single-coil (Zbontar et al., arXiv 1811.08839; facebookresearch/fastMRI
+``fastmri/data``).
 
-A file holds one volume: ``kspace`` complex64 ``(slices, coils, H, W)`` (knee: 640 × 368 with the readout
+A multi-coil file holds one volume: ``kspace`` complex64 ``(slices, coils, H, W)`` (knee: 640 × 368 with the readout
 oversampled twice), ``reconstruction_rss`` float32 ``(slices, h, w)`` (the root-sum-of-squares of the coil images
 of the fully sampled k-space, centre-cropped to the reconstruction size), ``ismrmrd_header`` (XML; the reconstruction
 size is ``encoding/reconSpace/matrixSize`` x, y: 320 × 320 for knee) and the attribute ``max`` (the volume's largest
-RSS value). fastMRI's ``mri_data.py`` reads the header this way and its ``evaluate.py`` scores a slice by PSNR and
-SSIM of magnitudes against ``reconstruction_rss`` with ``maxval = max`` of the target; :func:`evaluate_slice` does
-the same after :func:`center_crop` (fastMRI's ``transforms.center_crop``: offsets ``(H − h) // 2``, ``(W − w) // 2``).
+value of the reference). A single-coil file (the knee single-coil track) has ``kspace`` ``(slices, H, W)``, the
+emulated single-coil k-space, and its reference is ``reconstruction_esc``, the magnitude of its inverse FFT cropped
+the same way. fastMRI's ``mri_data.py`` reads the header this way and its ``evaluate.py`` scores magnitudes against
+``reconstruction_rss`` (multi-coil) or ``reconstruction_esc`` (single-coil) by PSNR and SSIM with ``maxval`` the
+target's maximum; :func:`evaluate_slice` does the same for one slice, with the file's ``max``, after
+:func:`center_crop` (fastMRI's ``transforms.center_crop``: offsets ``(H − h) // 2``, ``(W − w) // 2``).
 
-:func:`write_fastmri` writes a file in this layout (the tests make their own; nothing is downloaded).
+:func:`write_fastmri` writes a file in either layout (the tests make their own; nothing is downloaded).
 """
 
 from __future__ import annotations
@@ -23,18 +27,24 @@ ISMRMRD_NAMESPACE = "http://www.ismrm.org/ISMRMRD"
 
 
 class FastMRIError(ValueError):
-    """A file that is not a readable fastMRI multi-coil volume, or a slice it does not have."""
+    """A file that is not a readable fastMRI volume, or a slice it does not have."""
+
+
+#: The reference reconstruction of each kind of file, by the number of axes of its ``kspace`` (fastMRI's
+#: ``evaluate.py``: ``recons_key``).
+REFERENCE_KEY = {4: "reconstruction_rss", 3: "reconstruction_esc"}
 
 
 @dataclasses.dataclass(frozen=True)
 class FastMRISlice:
-    """One slice of a fastMRI volume: fully sampled multi-coil k-space ``(coils, H, W)`` complex64, the file's RSS
-    reconstruction of the slice (``None`` for test-set files, which have none), the reconstruction size and ``max``."""
+    """One slice of a fastMRI volume: fully sampled k-space ``(coils, H, W)`` complex64 (one coil for a single-coil
+    file), the file's reference reconstruction of the slice (``reconstruction_rss``, or ``reconstruction_esc`` of a
+    single-coil file; ``None`` for test-set files, which have none), the reconstruction size and ``max``."""
 
     path: str
     index: int
     kspace: np.ndarray
-    reconstruction_rss: np.ndarray | None
+    reference: np.ndarray | None
     recon_size: tuple[int, int]
     max_value: float | None
 
@@ -53,7 +63,8 @@ def _recon_size(header: bytes | str) -> tuple[int, int]:
 
 
 def read_fastmri(path: str, slice_index: int = -1) -> FastMRISlice:
-    """Slice ``slice_index`` (``-1``: the middle slice, as fastMRI's examples show) of the multi-coil file ``path``."""
+    """Slice ``slice_index`` (``-1``: the middle slice, as fastMRI's examples show) of the fastMRI file ``path``,
+    multi-coil or single-coil (read as one coil)."""
     import h5py
 
     if not os.path.isfile(path):
@@ -61,17 +72,18 @@ def read_fastmri(path: str, slice_index: int = -1) -> FastMRISlice:
     try:
         with h5py.File(path, "r") as f:
             if "kspace" not in f:
-                raise FastMRIError(f"{path!r} has no 'kspace' dataset (expected a fastMRI multi-coil HDF5 file)")
+                raise FastMRIError(f"{path!r} has no 'kspace' dataset (expected a fastMRI HDF5 file)")
             ks = f["kspace"]
-            if ks.ndim != 4 or not np.issubdtype(ks.dtype, np.complexfloating):
-                raise FastMRIError(f"{path!r}: 'kspace' must be complex (slices, coils, H, W), got {ks.dtype} "
-                                   f"{ks.shape} (single-coil files are not supported)")
+            if ks.ndim not in REFERENCE_KEY or not np.issubdtype(ks.dtype, np.complexfloating):
+                raise FastMRIError(f"{path!r}: 'kspace' must be complex (slices, coils, H, W), or (slices, H, W) for "
+                                   f"a single-coil file; got {ks.dtype} {ks.shape}")
             n = ks.shape[0]
             index = n // 2 if slice_index == -1 else slice_index
             if not 0 <= index < n:
                 raise FastMRIError(f"--slice {slice_index} is out of range: {path!r} has slices 0..{n - 1}")
-            kspace = np.asarray(ks[index], np.complex64)
-            rss = np.asarray(f["reconstruction_rss"][index], np.float32) if "reconstruction_rss" in f else None
+            kspace = np.asarray(ks[index], np.complex64).reshape((-1,) + ks.shape[-2:])
+            key = REFERENCE_KEY[ks.ndim]
+            reference = np.asarray(f[key][index], np.float32) if key in f else None
             header = f["ismrmrd_header"][()] if "ismrmrd_header" in f else None
             recon_size = _recon_size(header) if header is not None else (320, 320)
             max_value = float(f.attrs["max"]) if "max" in f.attrs else None
@@ -81,7 +93,7 @@ def read_fastmri(path: str, slice_index: int = -1) -> FastMRISlice:
         raise FastMRIError(f"{path!r}: unreadable ismrmrd_header ({exc})") from None
     if not np.all(np.isfinite(kspace)):
         raise FastMRIError(f"{path!r}: slice {index} of 'kspace' has non-finite values")
-    return FastMRISlice(path, index, kspace, rss, recon_size, max_value)
+    return FastMRISlice(path, index, kspace, reference, recon_size, max_value)
 
 
 def center_crop(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -121,7 +133,8 @@ def write_fastmri(path: str, kspace: np.ndarray, recon_size: tuple[int, int] = (
                   overwrite: bool = False) -> None:
     """Write ``kspace`` ``(slices, coils, H, W)`` as a fastMRI multi-coil file, with ``reconstruction_rss`` made as
     fastMRI made it (RSS of the centred unitary inverse FFT of each coil, centre-cropped to ``recon_size``), the
-    header and ``max``. Refuses to replace an existing file unless ``overwrite``."""
+    header and ``max``; ``kspace`` ``(slices, H, W)`` as a single-coil file, with ``reconstruction_esc`` (the same
+    for one coil: the magnitude). Refuses to replace an existing file unless ``overwrite``."""
     import h5py
 
     from dipjax.operators.mri import ifft2c, rss
@@ -129,12 +142,13 @@ def write_fastmri(path: str, kspace: np.ndarray, recon_size: tuple[int, int] = (
     if os.path.exists(path) and not overwrite:
         raise FileExistsError(f"{path!r} exists; pass overwrite=True to replace it")
     kspace = np.asarray(kspace, np.complex64)
-    if kspace.ndim != 4:
-        raise FastMRIError(f"kspace must be (slices, coils, H, W), got {kspace.shape}")
-    target = np.stack([center_crop(np.asarray(rss(ifft2c(k)), np.float32), recon_size) for k in kspace])
+    if kspace.ndim not in REFERENCE_KEY:
+        raise FastMRIError(f"kspace must be (slices, coils, H, W) or single-coil (slices, H, W), got {kspace.shape}")
+    coils = kspace.reshape((kspace.shape[0], -1) + kspace.shape[-2:])
+    target = np.stack([center_crop(np.asarray(rss(ifft2c(k)), np.float32), recon_size) for k in coils])
     with h5py.File(path, "w") as f:
         f.create_dataset("kspace", data=kspace)
-        f.create_dataset("reconstruction_rss", data=target)
+        f.create_dataset(REFERENCE_KEY[kspace.ndim], data=target)
         f.create_dataset("ismrmrd_header", data=ismrmrd_header(kspace.shape[-2:], recon_size))
         f.attrs["max"] = float(target.max())
         f.attrs["acquisition"] = "synthetic"

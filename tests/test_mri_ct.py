@@ -354,14 +354,14 @@ def test_fastmri_file_reads_back_and_is_scored_against_its_rss(tmp_path):
     with pytest.raises(FileExistsError):
         write_fastmri(str(path), k[None])
     sl = read_fastmri(str(path))
-    assert (sl.index, sl.kspace.shape, sl.recon_size, sl.reconstruction_rss.shape) == (1, (4, 352, 336), (320, 320),
+    assert (sl.index, sl.kspace.shape, sl.recon_size, sl.reference.shape) == (1, (4, 352, 336), (320, 320),
                                                                                        (320, 320))
     np.testing.assert_allclose(sl.kspace, 1.1 * k, rtol=1e-5, atol=1e-12)
     # fastMRI's RSS target, recomputed here with numpy's FFT and its crop offsets ((352-320)//2, (336-320)//2)
     coil_images = np.fft.fftshift(np.fft.ifft2(np.fft.ifftshift(sl.kspace, axes=(-2, -1)), norm="ortho"),
                                   axes=(-2, -1))
     target = np.sqrt(np.sum(np.abs(coil_images) ** 2, 0))[16:336, 8:328]
-    np.testing.assert_allclose(sl.reconstruction_rss, target, rtol=1e-4, atol=1e-9)
+    np.testing.assert_allclose(sl.reference, target, rtol=1e-4, atol=1e-9)
     np.testing.assert_array_equal(center_crop(np.arange(12.0).reshape(3, 4), (1, 2)), [[5.0, 6.0]])
     assert evaluate_slice(np.pad(target, ((16, 16), (8, 8))), target)["psnr"] == np.inf
 
@@ -374,6 +374,41 @@ def test_fastmri_file_reads_back_and_is_scored_against_its_rss(tmp_path):
     zero_filled = config.task_metrics(p, p.operator.adjoint(p.y))
     cg = config.task_metrics(p, least_squares_cg(p.operator, p.y, iters=20))
     assert cg["psnr_fastmri"] > zero_filled["psnr_fastmri"] + 1 and 0 < zero_filled["ssim_fastmri"] < cg["ssim_fastmri"]
+
+
+def test_a_single_coil_fastmri_file_is_one_coil_scored_against_its_esc_image(tmp_path):
+    """A single-coil file (``kspace`` (slices, H, W), reference ``reconstruction_esc``) reads as one coil; the task
+    reconstructs it with S = 1, so the truth is the inverse FFT of the full k-space, which is the file's ESC image
+    (numpy's FFT and fastMRI's crop here); a 3-D array that is not complex is refused in one line."""
+    import h5py
+
+    from dipjax.fastmri import FastMRIError, read_fastmri, write_fastmri
+    from dipjax.tasks import task_config
+
+    h, w = 72, 64
+    img = resize(shepp_logan_phantom(), (h, w), order=1) * np.exp(1j * np.linspace(0, 2, w))[None]
+    k = np.asarray(fft2c(img)) * 1e-3
+    path = tmp_path / "file1000002.h5"
+    write_fastmri(str(path), np.stack([k, 2 * k, 3 * k]), recon_size=(48, 48))
+    with h5py.File(path) as f:
+        assert "reconstruction_esc" in f and "reconstruction_rss" not in f and f["kspace"].shape == (3, h, w)
+    sl = read_fastmri(str(path))
+    assert (sl.index, sl.kspace.shape, sl.recon_size) == (1, (1, h, w), (48, 48))
+    esc = np.abs(np.fft.fftshift(np.fft.ifft2(np.fft.ifftshift(2 * k), norm="ortho")))[12:60, 8:56]
+    np.testing.assert_allclose(sl.reference, esc, rtol=1e-4, atol=1e-9)
+
+    config = task_config("mri", kspace=str(path), slice=1)
+    p, label = config.load_measured(jax.random.key(0))
+    assert label == "file1000002-slice1" and p.operator.coils == 1
+    np.testing.assert_array_equal(np.asarray(p.operator.maps), np.ones((1, h, w)))
+    truth = config.task_metrics(p, p.x_true)
+    zero_filled = config.task_metrics(p, p.operator.adjoint(p.y))
+    assert truth["psnr_fastmri"] > 60 and zero_filled["psnr_fastmri"] < truth["psnr_fastmri"] - 10
+
+    with h5py.File(tmp_path / "real.h5", "w") as f:
+        f.create_dataset("kspace", data=np.zeros((2, 8, 8), np.float32))
+    with pytest.raises(FastMRIError, match="must be complex"):
+        read_fastmri(str(tmp_path / "real.h5"))
 
 
 def test_reconstruct_a_fastmri_file_from_the_cli(tmp_path, capsys):

@@ -64,8 +64,8 @@ class MRIConfig(TaskConfig):
     maps: str = option("espirit", "coil maps of the reconstruction: ESPIRiT from the data, or the simulating ones",
                        choices=("espirit", "birdcage"))
     oversample: int = option(2, "simulate k-space on a grid this many times finer (1: on the reconstruction grid)")
-    kspace: str = option("", "fastMRI multi-coil HDF5 file: reconstruct slice --slice of it, undersampled by the mask, "
-                         "instead of simulating from --image")
+    kspace: str = option("", "fastMRI HDF5 file (multi-coil or single-coil): reconstruct slice --slice of it, "
+                         "undersampled by the mask, instead of simulating from --image")
     slice: int = option(-1, "slice of --kspace (-1: the middle one)")
 
     file_option: ClassVar[str | None] = "kspace"
@@ -129,16 +129,18 @@ class MRIConfig(TaskConfig):
                 f"needs at least {MIN_CALIBRATION} (raise --center-fraction or use --maps birdcage)")
         return espirit_maps(y, calib_width=calib, kernel_width=min(6, calib // 2))
 
-    def _problem(self, kspace, mask, x_true) -> Problem:
-        """The problem of (noisy, fully sampled) ``kspace`` undersampled by ``mask``, maps as ``--maps`` says."""
+    def _problem(self, kspace, mask, x_true, maps=None) -> Problem:
+        """The problem of (noisy, fully sampled) ``kspace`` undersampled by ``mask``, with ``maps`` or those
+        ``--maps`` says."""
         h, w = mask.shape
         y = (np.asarray(kspace) * mask).astype(np.complex64)
         if not np.all(np.isfinite(y)):
             raise ValueError("k-space is not finite")
-        op = MultiCoilMRI(maps=jnp.asarray(self._coil_maps(y, h, w)), mask=jnp.asarray(mask), in_shape=(h, w, 2))
+        maps = self._coil_maps(y, h, w) if maps is None else maps
+        op = MultiCoilMRI(maps=jnp.asarray(maps), mask=jnp.asarray(mask), in_shape=(h, w, 2))
         return Problem(operator=op, y=jnp.asarray(y), x_true=x_true)
 
-    # -- measured data: a fastMRI multi-coil file (--kspace FILE --slice N) --------------------------------------
+    # -- measured data: a fastMRI file, multi-coil or single-coil (--kspace FILE --slice N) ----------------------
 
     def reads_file(self) -> bool:
         return bool(self.kspace)
@@ -160,28 +162,31 @@ class MRIConfig(TaskConfig):
     def load_measured(self, key) -> tuple[Problem, str]:
         """Slice ``--slice`` of ``--kspace`` undersampled retrospectively by the task's mask, divided by
         :meth:`_scale` so that the zero-filled image peaks at 1; coil maps by ESPIRiT from the undersampled data
-        (``--coils``, ``--sigma`` and ``--oversample`` do not apply: the file fixes the coils and its noise). The
-        truth is the fully sampled k-space combined with the same maps, ``Σ_c conj(S_c) F⁻¹ k_c`` (complex)."""
+        (``--coils``, ``--sigma`` and ``--oversample`` do not apply: the file fixes the coils and its noise), or
+        ``S = 1`` for a single-coil file, whose k-space is already of one combined image (fastMRI's emulated single
+        coil). The truth is the fully sampled k-space combined with the same maps, ``Σ_c conj(S_c) F⁻¹ k_c``
+        (complex)."""
         require(self.maps == "espirit", "maps", "must be espirit for measured k-space (the file has no coil maps)")
         sl = self._slice()
-        _, h, w = sl.kspace.shape
+        coils, h, w = sl.kspace.shape
         mask = self.sampling_mask(key, h, w)
         kspace = sl.kspace / self._scale(sl.kspace, mask)
-        problem = self._problem(kspace, mask, None)
+        problem = self._problem(kspace, mask, None, np.ones((1, h, w), np.complex64) if coils == 1 else None)
         maps = np.asarray(problem.operator.maps)
         truth = np.sum(np.conj(maps) * np.asarray(ifft2c(kspace)), axis=0)
         return problem.replace(x_true=jnp.asarray(from_complex(truth), jnp.float32)), sl.label
 
     def task_metrics(self, problem, x) -> dict[str, float]:
         """fastMRI's scores of ``x`` (magnitude, centre-cropped to the reconstruction size) against the file's
-        ``reconstruction_rss`` (:func:`~dipjax.fastmri.evaluate_slice`), on the file's scale; empty without a file
-        or without ``reconstruction_rss``."""
+        reference, ``reconstruction_rss`` or a single-coil file's ``reconstruction_esc``
+        (:func:`~dipjax.fastmri.evaluate_slice`), on the file's scale; empty without a file or without a
+        reference (test-set files)."""
         if not self.reads_file():
             return {}
         sl = self._slice()
-        if sl.reconstruction_rss is None:
+        if sl.reference is None:
             return {}
         scale = self._scale(sl.kspace, np.asarray(problem.operator.mask))
         magnitude = np.abs(np.asarray(to_complex(jnp.asarray(x)))) * scale
-        scores = evaluate_slice(magnitude, sl.reconstruction_rss, sl.max_value)
+        scores = evaluate_slice(magnitude, sl.reference, sl.max_value)
         return {f"{k}_fastmri": v for k, v in scores.items()}
