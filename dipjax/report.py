@@ -1,7 +1,8 @@
 """What a run writes for each image, shared by the CLI and the experiment scripts: ``estimate.png``, ``degraded.png``,
 ``stopped.png`` (with an early-stopping rule), ``curve.png``, ``history.json`` (the per-iteration numbers behind the
-curve) and ``metrics.json`` (the numbers, with the run's resolved configuration). JSON is strict: a value that is
-not finite is written as ``null``.
+curve) and ``metrics.json`` (the numbers, with the run's resolved configuration), and the estimates themselves at
+full precision, ``estimate.npy`` and ``stopped.npy`` (:func:`save_estimate`; the PNGs are 8-bit pictures of the
+clipped magnitude). JSON is strict: a value that is not finite is written as ``null``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from dipjax.data import save_png
@@ -49,6 +51,19 @@ def image_metrics(x, problem) -> dict[str, float]:
     return {"psnr": float(psnr(q, ref)), "ssim": float(ssim(q, ref))}
 
 
+def save_estimate(path: str, x, problem) -> None:
+    """An estimate as numpy's ``.npy``, atomically, in the units of the run's images: float32 ``(H, W, C)``, or for
+    a task with complex images (MRI) complex64 ``(H, W)``, phase included. (An MRI file's image is on the data's
+    scale, divided by the peak of the zero-filled image: :meth:`~dipjax.tasks.mri.MRIConfig.load_measured`.)"""
+    from dipjax.files import atomic_path
+    from dipjax.operators import to_complex
+
+    x = jnp.asarray(x, jnp.float32)
+    a = np.asarray(to_complex(x), np.complex64) if problem.operator.complex_image else np.asarray(x)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.save(f, a, allow_pickle=False)
+
+
 def image_result(result, i: int | None):
     """Image ``i`` of a batched result (``None``: the result is one image's): ``(x_final, history, summary)``."""
     pick = (lambda a: a) if i is None else (lambda a: np.asarray(a)[i])
@@ -70,6 +85,7 @@ def write_image_report(folder: str, problem, result, i: int | None, *, label: st
         x_final = summary["x_last_finite"]
     degraded = np.asarray(problem.operator.display(problem.y))
     save_png(os.path.join(folder, "estimate.png"), quality_image(x_final, problem))
+    save_estimate(os.path.join(folder, "estimate.npy"), x_final, problem)
     save_png(os.path.join(folder, "degraded.png"), degraded)
     final = image_metrics(x_final, problem)
     metrics: dict[str, Any] = {
@@ -88,6 +104,7 @@ def write_image_report(folder: str, problem, result, i: int | None, *, label: st
     }
     if "x_stop" in summary:
         save_png(os.path.join(folder, "stopped.png"), quality_image(summary["x_stop"], problem))
+        save_estimate(os.path.join(folder, "stopped.npy"), summary["x_stop"], problem)
         stopped = image_metrics(summary["x_stop"], problem)
         metrics.update({"iter_stop": int(summary["iter_stop"]), "psnr_stop": stopped["psnr"],
                         "ssim_stop": stopped["ssim"],

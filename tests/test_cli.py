@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import imageio.v3
 import numpy as np
 import pytest
 
@@ -29,8 +30,14 @@ def test_reconstruct_batch_writes_everything(tmp_path, capsys):
                  "--out", str(out)] + SMALL) == 0
     for name in ("camera", "coins"):
         folder = out / name
-        assert {p.name for p in folder.iterdir()} == {"estimate.png", "degraded.png", "curve.png", "metrics.json",
-                                                      "history.json"}
+        assert {p.name for p in folder.iterdir()} == {"estimate.png", "estimate.npy", "degraded.png", "curve.png",
+                                                      "metrics.json", "history.json"}
+        # the full-precision estimate is the picture's image: the 8-bit PNG rounds its clipped values
+        estimate = np.load(folder / "estimate.npy")
+        picture = imageio.v3.imread(folder / "estimate.png").astype(np.float64) / 255
+        assert estimate.dtype == np.float32 and estimate.shape == picture.shape + (1,)
+        assert np.abs(np.clip(estimate[..., 0], 0, 1) - picture).max() <= 0.5 / 255 + 1e-6
+        assert np.abs(estimate * 255 - np.round(estimate * 255)).max() > 0.1  # not the 8-bit values again
         m = json.loads((folder / "metrics.json").read_text())
         h = json.loads((folder / "history.json").read_text())
         assert {"loss", "psnr", "ssim"} <= set(h) and all(len(v) == 15 for v in h.values())

@@ -423,6 +423,9 @@ def test_reconstruct_a_fastmri_file_from_the_cli(tmp_path, capsys):
                  "--scales", "2", "--steps", "2", "--no-progress", "--no-ssim", "--out", str(out)]) == 0
     m = json.loads((out / "knee-slice0" / "metrics.json").read_text())
     assert np.isfinite(m["psnr_fastmri_final"]) and m["config"]["task"]["kspace"] == str(path)
+    estimate = np.load(out / "knee-slice0" / "estimate.npy")  # the complex image, phase included
+    assert estimate.dtype == np.complex64 and estimate.shape == (352, 336) and np.all(np.isfinite(estimate))
+    assert np.abs(estimate.imag).max() > 0.01 * np.abs(estimate).max()
     for argv, message in [(["--slice", "3"], "out of range"), (["--image", "camera"], "does not apply"),
                           (["--maps", "birdcage"], "must be espirit")]:
         assert main(["reconstruct", "--task", "mri", "--kspace", str(path), "--steps", "1", "--out",

@@ -139,3 +139,4 @@ def test_stop_option_of_the_cli(tmp_path):
     assert 10 <= metrics["iter_stop"] <= 60
     assert metrics["detection_gap"] == pytest.approx(metrics["psnr_peak_oracle"] - metrics["psnr_stop"])
     assert (out / "camera" / "stopped.png").exists()
+    assert np.load(out / "camera" / "stopped.npy").shape == (32, 32, 1)
