@@ -457,7 +457,8 @@ def run_reconstruct(args, argv=None) -> list[dict]:
         size = "x".join(map(str, p.image_shape[:2]))
         metrics = write_image_report(folder, p, result, index, label=lab, config=config,
                                      title=f"{run.method} · {run.task.name} · {lab} ({size}, σ={run.task.sigma:g})",
-                                     evaluate=lambda x, p=p: run.task.task_metrics(p, x))
+                                     evaluate=lambda x, p=p: run.task.task_metrics(p, x),
+                                     image=run.images[i] if i < len(run.images) else None)
         if "masks" in result.extras:  # OES: the learned (or transferred) mask, reusable with --oes-mask
             result.extras["masks"][i].save(os.path.join(folder, "oes_mask.npz"), overwrite=args.overwrite)
         rows.append(metrics)

@@ -34,8 +34,9 @@ BUNDLED_DICOM = {
 FILE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".npy", ".dcm")
 
 
-def read_dicom(path: str) -> np.ndarray:
-    """A DICOM slice as float64 in [0, 1]: stored values × RescaleSlope + RescaleIntercept, then min–max normalised."""
+def _dicom_values(path: str) -> tuple[np.ndarray, str]:
+    """A DICOM slice's values in its modality's units (stored values × RescaleSlope + RescaleIntercept: Hounsfield
+    units for CT) as float64, and the units' name."""
     import warnings
 
     import pydicom
@@ -47,8 +48,35 @@ def read_dicom(path: str) -> np.ndarray:
     a = a * float(getattr(ds, "RescaleSlope", 1) or 1) + float(getattr(ds, "RescaleIntercept", 0) or 0)
     if a.ndim != 2:
         raise ImageError(f"{path!r} holds a {a.ndim}-D DICOM image; expected one 2-D slice")
+    return a, "HU" if getattr(ds, "Modality", "") == "CT" else "stored values × RescaleSlope + RescaleIntercept"
+
+
+def read_dicom(path: str) -> np.ndarray:
+    """A DICOM slice as float64 in [0, 1]: stored values × RescaleSlope + RescaleIntercept, then min–max normalised
+    (:func:`value_range` gives the range, to map an estimate back)."""
+    a, _ = _dicom_values(path)
     span = a.max() - a.min()
     return (a - a.min()) / span if span > 0 else np.zeros_like(a)
+
+
+def _dicom_path(spec: str) -> str | None:
+    """The DICOM file of a bundled DICOM name or a ``.dcm`` path; ``None`` for other images."""
+    if spec in BUNDLED_DICOM:
+        import pydicom
+
+        return os.path.join(os.path.dirname(pydicom.__file__), "data", "test_files", BUNDLED_DICOM[spec][0])
+    return spec if spec.lower().endswith(".dcm") else None
+
+
+def value_range(spec: str) -> dict | None:
+    """For a DICOM image, the range its [0, 1] image was normalised from, ``{"min", "max", "units"}`` (HU for CT):
+    an estimate ``x`` is ``min + x (max − min)`` in those units. ``None`` for other images (their [0, 1] is the
+    file's own scale)."""
+    path = _dicom_path(spec)
+    if path is None:
+        return None
+    a, units = _dicom_values(path)
+    return {"min": float(a.min()), "max": float(a.max()), "units": units}
 
 
 class ImageError(ValueError):
@@ -78,9 +106,7 @@ def _read(spec: str) -> np.ndarray:
 
         return np.asarray(getattr(skimage.data, BUNDLED[spec])())
     if spec in BUNDLED_DICOM:
-        import pydicom
-
-        return read_dicom(os.path.join(os.path.dirname(pydicom.__file__), "data", "test_files", BUNDLED_DICOM[spec][0]))
+        return read_dicom(_dicom_path(spec))
     if not os.path.exists(spec):
         names = sorted(BUNDLED) + sorted(BUNDLED_DICOM)
         raise ImageError(f"no bundled image or file named {spec!r} (bundled: {', '.join(names)})")

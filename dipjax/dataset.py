@@ -197,7 +197,7 @@ def run_dataset(run, out: str, *, config: dict[str, Any], devices=None, group_si
                 partial, p, result, j if len(group) > 1 else None, label=labels[i],
                 config={**config, "images": [specs[i]], "task": task_of(i).options()},
                 title=f"{run.method} · {run.task.name} · {labels[i]} ({size}, σ={run.task.sigma:g})",
-                evaluate=lambda x, p=p, task=task_of(i): task.task_metrics(p, x))
+                evaluate=lambda x, p=p, task=task_of(i): task.task_metrics(p, x), image=specs[i])
             os.replace(partial, final)
             log(f"{labels[i]}: input {metrics['psnr_input']:.2f} dB, final {metrics['psnr_final']:.2f} dB, "
                 f"peak (oracle) {metrics['psnr_peak_oracle']:.2f} dB -> {final}")

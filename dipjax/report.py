@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dipjax.data import save_png
+from dipjax.data import save_png, value_range
 from dipjax.files import atomic_path
 from dipjax.metrics import psnr, ssim
 from dipjax.monitors import quality_image, truth_image
@@ -72,9 +72,11 @@ def image_result(result, i: int | None):
 
 
 def write_image_report(folder: str, problem, result, i: int | None, *, label: str, config: dict[str, Any],
-                       title: str, evaluate=None) -> dict[str, Any]:
+                       title: str, evaluate=None, image: str | None = None) -> dict[str, Any]:
     """Write one image's files into ``folder`` and return its metrics (also written as ``metrics.json``);
     ``evaluate(x)`` adds the task's own metrics of the final estimate (:meth:`~dipjax.tasks.TaskConfig.task_metrics`).
+    ``image``: the image's spec; a DICOM image's ``value_range`` (:func:`~dipjax.data.value_range`: HU for CT)
+    is recorded, so that ``estimate.npy`` can be mapped back to its units.
     A run that diverged (``iter_diverged`` in the summary) reports its last finite estimate: ``diverged_at`` is the
     first non-finite iteration and ``estimate_iteration`` the iteration ``estimate.png`` shows. ``complete`` is false
     for a run a signal ended early (:attr:`~dipjax.engine.Result.interrupted`)."""
@@ -114,6 +116,8 @@ def write_image_report(folder: str, problem, result, i: int | None, *, label: st
             metrics[k] = v
     if evaluate is not None:
         metrics.update({f"{k}_final": v for k, v in evaluate(x_final).items()})
+    if image is not None and value_range(image) is not None:
+        metrics["value_range"] = value_range(image)
     metrics["config"] = config
     write_json(os.path.join(folder, "metrics.json"), metrics)
     write_json(os.path.join(folder, "history.json"), {k: np.asarray(v, np.float64).round(6) for k, v in

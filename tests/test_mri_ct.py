@@ -289,20 +289,30 @@ def test_self_guided_ct_preset_is_the_handbooks_loss():
 def test_the_medical_methods_run_on_mri_and_ct(tmp_path, task, method, extra):
     """The methods the medical tasks list (ConvDecoder and reference-guided DIP for MRI, as their papers), 3 steps,
     tiny networks, 32² images (MRI with the simulating maps: ESPIRiT needs more centre columns than 32² leaves);
-    reference-guided DIP with a 512² RGB reference it must resize."""
+    reference-guided DIP with a 512² RGB reference it must resize. CT runs on pydicom's CT slice, whose HU range
+    the metrics record (read here from the file with pydicom)."""
     import json
+    import os
+
+    import pydicom
 
     from dipjax.cli import main
 
     size_args = ["--width", "4", "--scales", "3" if method == "conv_decoder" else "1"]
     task_args = ["--maps", "birdcage"] if task == "mri" else []
+    image = "phantom" if task == "mri" else "ct_small"
     out = tmp_path / "run"
-    assert main(["reconstruct", "--task", task, "--method", method, "--image", "phantom", "--size", "32",
+    assert main(["reconstruct", "--task", task, "--method", method, "--image", image, "--size", "32",
                  "--steps", "3", "--no-progress", "--no-ssim", "--out", str(out)] + size_args + task_args + extra) == 0
-    m = json.loads((out / "phantom" / "metrics.json").read_text())
+    m = json.loads((out / image / "metrics.json").read_text())
     assert np.isfinite(m["psnr_final"]) and m["config"]["task"]["task"] == task
     if task == "mri":
         assert m["config"]["hyperparameters"]["network"].get("sigmoid", False) is False  # complex outputs
+        assert "value_range" not in m  # not a DICOM image
+    else:
+        ds = pydicom.dcmread(os.path.join(os.path.dirname(pydicom.__file__), "data", "test_files", "CT_small.dcm"))
+        hu = ds.pixel_array * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
+        assert m["value_range"] == {"min": hu.min(), "max": hu.max(), "units": "HU"}
 
 
 def test_deepred_refuses_complex_images(tmp_path, capsys):
