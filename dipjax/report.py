@@ -55,7 +55,6 @@ def save_estimate(path: str, x, problem) -> None:
     """An estimate as numpy's ``.npy``, atomically, in the units of the run's images: float32 ``(H, W, C)``, or for
     a task with complex images (MRI) complex64 ``(H, W)``, phase included. (An MRI file's image is on the data's
     scale, divided by the peak of the zero-filled image: :meth:`~dipjax.tasks.mri.MRIConfig.load_measured`.)"""
-    from dipjax.files import atomic_path
     from dipjax.operators import to_complex
 
     x = jnp.asarray(x, jnp.float32)
@@ -116,8 +115,9 @@ def write_image_report(folder: str, problem, result, i: int | None, *, label: st
             metrics[k] = v
     if evaluate is not None:
         metrics.update({f"{k}_final": v for k, v in evaluate(x_final).items()})
-    if image is not None and value_range(image) is not None:
-        metrics["value_range"] = value_range(image)
+    scale = value_range(image) if image is not None else None
+    if scale is not None:
+        metrics["value_range"] = scale
     metrics["config"] = config
     write_json(os.path.join(folder, "metrics.json"), metrics)
     write_json(os.path.join(folder, "history.json"), {k: np.asarray(v, np.float64).round(6) for k, v in
