@@ -450,6 +450,7 @@ def run_reconstruct(args, argv=None) -> list[dict]:
         raise Interrupted(exc.signum, f"interrupted during {exc}; the checkpoints are in {args.out} (results are "
                           f"written when the run completes); continue with: dipjax resume {args.out}") from None
     rows, folders = [], []
+    tasks = run.problem_tasks(len(problems))
     for i, (lab, p) in enumerate(zip(labels, problems)):
         folder = os.path.join(args.out, lab)
         folders.append(folder)
@@ -457,7 +458,7 @@ def run_reconstruct(args, argv=None) -> list[dict]:
         size = "x".join(map(str, p.image_shape[:2]))
         metrics = write_image_report(folder, p, result, index, label=lab, config=config,
                                      title=f"{run.method} · {run.task.name} · {lab} ({size}, σ={run.task.sigma:g})",
-                                     evaluate=lambda x, p=p: run.task.task_metrics(p, x),
+                                     evaluate=lambda x, p=p, task=tasks[i]: task.task_metrics(p, x),
                                      image=run.images[i] if i < len(run.images) else None)
         if "masks" in result.extras:  # OES: the learned (or transferred) mask, reusable with --oes-mask
             result.extras["masks"][i].save(os.path.join(folder, "oes_mask.npz"), overwrite=args.overwrite)

@@ -39,7 +39,8 @@ REFERENCE_KEY = {4: "reconstruction_rss", 3: "reconstruction_esc"}
 class FastMRISlice:
     """One slice of a fastMRI volume: fully sampled k-space ``(coils, H, W)`` complex64 (one coil for a single-coil
     file), the file's reference reconstruction of the slice (``reconstruction_rss``, or ``reconstruction_esc`` of a
-    single-coil file; ``None`` for test-set files, which have none), the reconstruction size and ``max``."""
+    single-coil file; ``None`` for test-set files, which have none), the reconstruction size, ``max`` and the
+    number of slices of the volume."""
 
     path: str
     index: int
@@ -47,6 +48,7 @@ class FastMRISlice:
     reference: np.ndarray | None
     recon_size: tuple[int, int]
     max_value: float | None
+    slices: int
 
     @property
     def label(self) -> str:
@@ -93,7 +95,7 @@ def read_fastmri(path: str, slice_index: int = -1) -> FastMRISlice:
         raise FastMRIError(f"{path!r}: unreadable ismrmrd_header ({exc})") from None
     if not np.all(np.isfinite(kspace)):
         raise FastMRIError(f"{path!r}: slice {index} of 'kspace' has non-finite values")
-    return FastMRISlice(path, index, kspace, reference, recon_size, max_value)
+    return FastMRISlice(path, index, kspace, reference, recon_size, max_value, n)
 
 
 def center_crop(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

@@ -447,6 +447,46 @@ def test_reconstruct_a_fastmri_file_from_the_cli(tmp_path, capsys):
     assert "cannot read" in capsys.readouterr().err
 
 
+def test_the_slices_of_a_volume_run_as_one_batch_each_scored_against_its_own_slice(tmp_path, capsys):
+    """``--slices 0``: every slice of a 3-slice file in one batched run, one folder each; each folder's fastMRI
+    score is its estimate's score against its own slice (recomputed here from ``estimate.npy``). ``--slices N``
+    takes the N slices around ``--slice``, shifted into the volume; more slices than the file has exit 2."""
+    import json
+
+    from dipjax.cli import main
+    from dipjax.fastmri import FastMRIError, write_fastmri
+    from dipjax.operators import from_complex
+    from dipjax.tasks import degradation_key, task_config
+
+    h, w = 64, 64
+    img = resize(shepp_logan_phantom(), (h, w), order=1) * np.exp(1j * np.linspace(0, 1, w))[None]
+    k = np.asarray(fft2c(birdcage_maps((4, h, w)) * img[None])) * 1e-4
+    path = tmp_path / "vol.h5"
+    write_fastmri(str(path), np.stack([k * (1 + 0.1 * s) + 1e-6 * s for s in range(3)]), recon_size=(48, 48))
+    parts = lambda **o: [t.slice for t in task_config("mri", kspace=str(path), **o).measured_parts()]  # noqa: E731
+    assert parts() == [-1] and parts(slices=0) == [0, 1, 2] and parts(slices=2) == [1, 2]
+    assert parts(slices=2, slice=0) == [0, 1] and parts(slices=3, slice=2) == [0, 1, 2]
+    with pytest.raises(FastMRIError, match="has 3 slices"):
+        parts(slices=4)
+
+    out = tmp_path / "out"
+    options = ["--task", "mri", "--kspace", str(path), "--center-fraction", "0.125", "--method", "dip", "--width",
+               "4", "--scales", "2", "--steps", "2", "--no-progress", "--no-ssim"]
+    assert main(["reconstruct", *options, "--slices", "0", "--out", str(out)]) == 0
+    scores = []
+    for i in range(3):
+        m = json.loads((out / f"vol-slice{i}" / "metrics.json").read_text())
+        assert m["batch_size"] == 3
+        task = task_config("mri", kspace=str(path), center_fraction=0.125, slice=i)
+        problem, _ = task.load_measured(degradation_key(0, "measured"))
+        x = from_complex(np.load(out / f"vol-slice{i}" / "estimate.npy"))
+        assert task.task_metrics(problem, x)["psnr_fastmri"] == pytest.approx(m["psnr_fastmri_final"], abs=1e-4)
+        scores.append(m["psnr_fastmri_final"])
+    assert len(set(scores)) == 3
+    assert main(["reconstruct", *options, "--slices", "5", "--out", str(tmp_path / "bad")]) == 2
+    assert "has 3 slices" in capsys.readouterr().err
+
+
 def test_dicom_flag_is_an_image_file(tmp_path, capsys):
     """``--dicom FILE`` reads like ``--image FILE.dcm`` (a dry run: configuration only); a missing file exits 2."""
     import json

@@ -125,6 +125,11 @@ class TaskConfig:
         """Read the measured-data file the task names (``FastMRIError`` when it cannot be used); nothing to do for a
         task that simulates."""
 
+    def measured_parts(self) -> list["TaskConfig"]:
+        """The items of measured data this task reads, each as a task that reads one (``mri --slices``: one per
+        slice of the file), reconstructed together as one batch; ``[self]`` by default."""
+        return [self]
+
     def load_measured(self, key) -> tuple[Problem, str]:  # pragma: no cover - abstract
         """``(problem, label)`` of the measured data the task reads (``key`` draws a retrospective mask)."""
         raise NotImplementedError(f"task {self.name} does not read measured data")

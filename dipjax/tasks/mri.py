@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dipjax.fastmri import FastMRISlice, evaluate_slice, read_fastmri
+from dipjax.fastmri import FastMRIError, FastMRISlice, evaluate_slice, read_fastmri
 from dipjax.operators import MultiCoilMRI, birdcage_maps, cartesian_mask, espirit_maps, fft2c, from_complex, to_complex
 from dipjax.operators.mri import MASK_KINDS, ifft2c, rss
 from dipjax.problem import Problem
@@ -67,6 +67,8 @@ class MRIConfig(TaskConfig):
     kspace: str = option("", "fastMRI HDF5 file (multi-coil or single-coil): reconstruct slice --slice of it, "
                          "undersampled by the mask, instead of simulating from --image")
     slice: int = option(-1, "slice of --kspace (-1: the middle one)")
+    slices: int = option(1, "reconstruct this many neighbouring slices of --kspace, centred on --slice, together as "
+                         "one batch (0: every slice of the volume)")
 
     file_option: ClassVar[str | None] = "kspace"
     file_suffixes: ClassVar[tuple[str, ...]] = (".h5", ".hdf5")
@@ -77,6 +79,8 @@ class MRIConfig(TaskConfig):
         require(0 < self.center_fraction <= 1, "center_fraction", f"must be in (0, 1], got {self.center_fraction}")
         require(1 <= self.oversample <= 4, "oversample", f"must be 1, 2, 3 or 4, got {self.oversample}")
         require(self.slice >= -1, "slice", f"must be a slice index or -1, got {self.slice}")
+        require(self.slices >= 0, "slices", f"must be a number of slices or 0 (all), got {self.slices}")
+        require(self.slices == 1 or self.kspace != "", "slices", "applies to a --kspace file only")
         require(self.kspace == "" or self.kspace.endswith(self.file_suffixes), "kspace",
                 f"must be a fastMRI HDF5 file (.h5), got {self.kspace!r}")
 
@@ -150,7 +154,20 @@ class MRIConfig(TaskConfig):
 
     def check_file(self) -> None:
         if self.reads_file():
-            self._slice()
+            self.measured_parts()
+
+    def measured_parts(self) -> list["MRIConfig"]:
+        """One task per slice of ``--slices``: the ``--slices`` neighbours of ``--slice`` (the middle one by
+        default), shifted to fit inside the volume, or every slice with ``--slices 0``. A volume's slices share the
+        grid, the coils and the mask (one key), so they run as one batch."""
+        if not self.reads_file() or self.slices == 1:
+            return [self]
+        sl = self._slice()
+        count = sl.slices if self.slices == 0 else self.slices
+        if count > sl.slices:
+            raise FastMRIError(f"--slices {count}: {self.kspace!r} has {sl.slices} slices")
+        first = min(max(sl.index - (count - 1) // 2, 0), sl.slices - count)
+        return [dataclasses.replace(self, slice=i, slices=1) for i in range(first, first + count)]
 
     @staticmethod
     def _scale(kspace, mask) -> float:
