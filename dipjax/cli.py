@@ -397,7 +397,7 @@ def run_reconstruct(args, argv=None) -> list[dict]:
         _check_out(args.out, args.overwrite, args.resume)
     try:
         if run.task.reads_file():  # measured data: the file fixes the image size
-            problems, labels = run.load_problems()
+            problems, labels, tasks = run.load_problems()
             shape = tuple(problems[0].x_true.shape)
         else:
             images, labels = run.load_images()
@@ -428,6 +428,7 @@ def run_reconstruct(args, argv=None) -> list[dict]:
             problems = run.simulate(images)
         except ValueError as exc:
             raise _option_error(exc) from None
+        tasks = [run.task] * len(problems)
     previous = _check_resumable(args.out, config) if args.resume else {}
     created = not os.path.exists(args.out)
     lock = _claim_out(args.out, args.overwrite and not args.resume)
@@ -450,7 +451,6 @@ def run_reconstruct(args, argv=None) -> list[dict]:
         raise Interrupted(exc.signum, f"interrupted during {exc}; the checkpoints are in {args.out} (results are "
                           f"written when the run completes); continue with: dipjax resume {args.out}") from None
     rows, folders = [], []
-    tasks = run.problem_tasks(len(problems))
     for i, (lab, p) in enumerate(zip(labels, problems)):
         folder = os.path.join(args.out, lab)
         folders.append(folder)

@@ -106,19 +106,16 @@ class RunConfig:
         return [self.task.simulate(degradation_key(self.seed, name), x) for x, name in zip(images, names)]
 
     def load_problems(self):
-        """``(problems, labels)``: the task's measured data when it reads a file (``mri --kspace``, one problem per
-        part of :meth:`~dipjax.tasks.TaskConfig.measured_parts`, each mask drawn from the key of (seed,
-        "measured")), otherwise simulated from the loaded images."""
+        """``(problems, labels, tasks)``: the task's measured data when it reads a file (``mri --kspace``, one problem
+        per part of :meth:`~dipjax.tasks.TaskConfig.measured_parts`, each mask drawn from the key of (seed,
+        "measured")), otherwise simulated from the loaded images; ``tasks[i]`` is the task whose
+        :meth:`~dipjax.tasks.TaskConfig.task_metrics` scores problem ``i`` (its own part for measured data)."""
         if self.task.reads_file():
-            loaded = [part.load_measured(degradation_key(self.seed, "measured")) for part in self.task.measured_parts()]
-            return [problem for problem, _ in loaded], [label for _, label in loaded]
+            tasks = self.task.measured_parts()
+            loaded = [part.load_measured(degradation_key(self.seed, "measured")) for part in tasks]
+            return [problem for problem, _ in loaded], [label for _, label in loaded], tasks
         images, labels = self.load_images()
-        return self.simulate(images), labels
-
-    def problem_tasks(self, count: int) -> list[TaskConfig]:
-        """The task of each of ``count`` problems (its own part for measured data: the one whose
-        :meth:`~dipjax.tasks.TaskConfig.task_metrics` scores it)."""
-        return self.task.measured_parts() if self.task.reads_file() else [self.task] * count
+        return self.simulate(images), labels, [self.task] * len(images)
 
     def execute(self, method, problems, *, progress: bool = False, **engine_options):
         """Run ``method`` on the problems (one batch) with this configuration; ``engine_options`` are the run's

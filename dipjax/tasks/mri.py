@@ -125,6 +125,10 @@ class MRIConfig(TaskConfig):
         return self._problem(kspace, mask, jnp.asarray(from_complex(z), jnp.float32))
 
     def _coil_maps(self, y, h: int, w: int) -> np.ndarray:
+        """The reconstruction's coil maps for measured ``y`` ``(coils, h, w)``: ``S = 1`` for a single-coil file
+        (its k-space is already of one combined image, fastMRI's emulated single coil), otherwise as ``--maps``."""
+        if self.reads_file() and y.shape[0] == 1:
+            return np.ones((1, h, w), np.complex64)
         if self.maps == "birdcage":
             return birdcage_maps((self.coils, h, w))
         centre = int(round(w * self.center_fraction))
@@ -133,15 +137,13 @@ class MRIConfig(TaskConfig):
                 f"needs at least {MIN_CALIBRATION} (raise --center-fraction or use --maps birdcage)")
         return espirit_maps(y, calib_width=calib, kernel_width=min(6, calib // 2))
 
-    def _problem(self, kspace, mask, x_true, maps=None) -> Problem:
-        """The problem of (noisy, fully sampled) ``kspace`` undersampled by ``mask``, with ``maps`` or those
-        ``--maps`` says."""
+    def _problem(self, kspace, mask, x_true) -> Problem:
+        """The problem of (noisy, fully sampled) ``kspace`` undersampled by ``mask``, maps as ``--maps`` says."""
         h, w = mask.shape
         y = (np.asarray(kspace) * mask).astype(np.complex64)
         if not np.all(np.isfinite(y)):
             raise ValueError("k-space is not finite")
-        maps = self._coil_maps(y, h, w) if maps is None else maps
-        op = MultiCoilMRI(maps=jnp.asarray(maps), mask=jnp.asarray(mask), in_shape=(h, w, 2))
+        op = MultiCoilMRI(maps=jnp.asarray(self._coil_maps(y, h, w)), mask=jnp.asarray(mask), in_shape=(h, w, 2))
         return Problem(operator=op, y=jnp.asarray(y), x_true=x_true)
 
     # -- measured data: a fastMRI file, multi-coil or single-coil (--kspace FILE --slice N) ----------------------
@@ -185,10 +187,10 @@ class MRIConfig(TaskConfig):
         (complex)."""
         require(self.maps == "espirit", "maps", "must be espirit for measured k-space (the file has no coil maps)")
         sl = self._slice()
-        coils, h, w = sl.kspace.shape
+        _, h, w = sl.kspace.shape
         mask = self.sampling_mask(key, h, w)
         kspace = sl.kspace / self._scale(sl.kspace, mask)
-        problem = self._problem(kspace, mask, None, np.ones((1, h, w), np.complex64) if coils == 1 else None)
+        problem = self._problem(kspace, mask, None)
         maps = np.asarray(problem.operator.maps)
         truth = np.sum(np.conj(maps) * np.asarray(ifft2c(kspace)), axis=0)
         return problem.replace(x_true=jnp.asarray(from_complex(truth), jnp.float32)), sl.label
