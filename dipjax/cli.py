@@ -544,8 +544,8 @@ def _claim_dataset_out(out: str, config: dict, labels: list[str], overwrite: boo
 
 def run_dataset_command(args, argv=None) -> dict | None:
     """``dipjax dataset``: list the inputs, resolve one configuration, run every image and write the summary."""
-    from dipjax.data import FILE_SUFFIXES, ImageError, unique_labels
-    from dipjax.dataset import DatasetInterrupted, first_problem_shape, list_inputs, run_dataset
+    from dipjax.data import FILE_SUFFIXES, ImageError
+    from dipjax.dataset import DatasetInterrupted, dataset_items, first_problem_shape, list_inputs, run_dataset
     from dipjax.fastmri import FastMRIError
     from dipjax.tasks import get_task
     from dipjax.report import strict_json
@@ -568,8 +568,8 @@ def run_dataset_command(args, argv=None) -> dict | None:
             raise UsageError(f"--devices {args.devices}: this process sees {len(devices)} device(s)")
         devices = devices[:args.devices]
     try:
-        shape = first_problem_shape(run, run.images)
-        method = run.build_method(shape)
+        items = dataset_items(run)
+        method = run.build_method(first_problem_shape(run, items))
     except (ImageError, FastMRIError) as exc:
         raise UsageError(str(exc).splitlines()[0]) from None
     except (OptionError, ValueError) as exc:
@@ -580,13 +580,14 @@ def run_dataset_command(args, argv=None) -> dict | None:
         print(json.dumps(strict_json({**config, "devices": [str(d) for d in devices],
                                       "group": args.group or len(devices)}), indent=1))
         return None
-    labels = unique_labels(run.images)
+    labels = [item.label for item in items]
     process, processes = jax.process_index(), jax.process_count()
     created = not os.path.exists(args.out)
     lock = _claim_dataset_out(args.out, config, labels, args.overwrite, process)
     try:
         summary = run_dataset(run, args.out, config=config, devices=devices, group_size=args.group,
-                              checkpoint_every=args.checkpoint_every or 0, progress=not args.no_progress)
+                              checkpoint_every=args.checkpoint_every or 0, progress=not args.no_progress,
+                              items=items)
     except (ImageError, FastMRIError, OptionError, ValueError, MemoryError) as exc:  # refused before any image ran:
         if created and all(name.startswith(".") for name in os.listdir(args.out)):  # leave nothing behind
             import shutil

@@ -13,7 +13,8 @@ What it does (``dipjax dataset`` is the command-line front):
   is one :func:`~dipjax.engine.reconstruct` call with the batch spread over the devices
   (``reconstruct(devices=…)``: the backend's strategy on every device, the same keys as a one-image run with that
   seed, so every image's numbers are those of ``dipjax reconstruct --image IT``; bit for bit under the CPU's
-  sequential strategy).
+  sequential strategy). Measured-data files (fastMRI ``.h5`` for ``mri``) differ in size and coils: each file is a
+  group, its parts (``--slices``) one batch.
 * **Atomic per-image outputs.** A group's image folders are written under ``OUT/.partial-LABEL`` and renamed into
   place, so ``OUT/LABEL`` is complete or absent. A rerun of the same command skips every image whose folder exists
   (its files are not touched) and resumes an unfinished group from its checkpoint (``OUT/.checkpoints``, written
@@ -109,12 +110,39 @@ def measured_tasks(run, specs: Sequence[str]) -> list | None:
     return [run.task.with_file(spec) for spec in specs]
 
 
-def first_problem_shape(run, specs: Sequence[str]) -> tuple[int, ...]:
-    """The image shape of the dataset's first input (the network is built for it)."""
+@dataclasses.dataclass(frozen=True)
+class Item:
+    """One reconstruction of a dataset: its input (an image, or a measured-data file), the name of its output folder,
+    the task that reads it (measured data; ``None`` for an image, which ``run.task`` simulates from) and the position
+    of its input in ``run.images`` (the parts of one file share it)."""
+
+    spec: str
+    label: str
+    task: Any
+    source: int
+
+
+def dataset_items(run) -> list[Item]:
+    """The dataset's reconstructions, in input order: one per image, or one per part of each measured-data file
+    (``mri --slices``: a slice, its folder ``FILE-sliceK``; a file of one part keeps the file's name). Every file is
+    read here, before any compute (:class:`~dipjax.fastmri.FastMRIError` for one that cannot be used)."""
+    specs, labels = list(run.images), unique_labels(run.images)
     tasks = measured_tasks(run, specs)
-    if tasks is not None:
-        return tuple(tasks[0].load_measured(degradation_key(run.seed, "measured"))[0].x_true.shape)
-    return load_image(specs[0], run.size, run.channels or run.task.input_channels).shape
+    if tasks is None:
+        return [Item(spec, label, None, i) for i, (spec, label) in enumerate(zip(specs, labels))]
+    items = []
+    for i, (spec, label, task) in enumerate(zip(specs, labels, tasks)):
+        task.check_file()
+        parts = task.measured_parts()
+        items += [Item(spec, label if len(parts) == 1 else f"{label}-{part.part_name()}", part, i) for part in parts]
+    return items
+
+
+def first_problem_shape(run, items: Sequence[Item]) -> tuple[int, ...]:
+    """The image shape of the dataset's first item (the network is built for it)."""
+    if items[0].task is not None:
+        return tuple(items[0].task.load_measured(degradation_key(run.seed, "measured"))[0].x_true.shape)
+    return load_image(items[0].spec, run.size, run.channels or run.task.input_channels).shape
 
 
 def groups_of(n: int, size: int) -> list[list[int]]:
@@ -122,15 +150,18 @@ def groups_of(n: int, size: int) -> list[list[int]]:
 
 
 def run_dataset(run, out: str, *, config: dict[str, Any], devices=None, group_size: int | None = None,
-                checkpoint_every: int = 0, progress: bool = False, log: Callable[[str], None] = print
-                ) -> dict[str, Any] | None:
-    """Reconstruct every image of ``run.images`` into ``out/LABEL`` and, on process 0, write the summary.
+                checkpoint_every: int = 0, progress: bool = False, log: Callable[[str], None] = print,
+                items: Sequence[Item] | None = None) -> dict[str, Any] | None:
+    """Reconstruct every item of the dataset (:func:`dataset_items`: the images of ``run.images``, or the parts of
+    its measured-data files) into ``out/LABEL`` and, on process 0, write the summary.
 
     ``run``: a :class:`~dipjax.run.RunConfig`; ``config``: its resolved configuration (recorded in each
-    ``metrics.json`` with ``images`` narrowed to that image). ``devices``: the devices to spread each group over
-    (default: ``jax.local_devices()``); ``group_size``: images per group (default: the number of devices). Under
-    ``jax.distributed`` every process calls this with the same arguments (and a shared ``out``); each runs its
-    groups, all meet at a barrier, and process 0 writes the summary. Returns the summary (process 0) or None.
+    ``metrics.json`` with ``images`` narrowed to that item's input and ``task`` to its part). ``devices``: the
+    devices to spread each group over (default: ``jax.local_devices()``); ``group_size``: images per group (default:
+    the number of devices; measured data: one group per file, its parts together); ``items``: the
+    :func:`dataset_items` of ``run``, when the caller has them. Under ``jax.distributed`` every process calls this with
+    the same arguments (and a shared ``out``); each runs its groups, all meet at a barrier, and process 0 writes the
+    summary. Returns the summary (process 0) or None.
     """
     import jax
     from jax.experimental.multihost_utils import sync_global_devices
@@ -139,9 +170,9 @@ def run_dataset(run, out: str, *, config: dict[str, Any], devices=None, group_si
 
     devices = list(devices or jax.local_devices())
     group_size = group_size or len(devices)
-    specs, labels = list(run.images), unique_labels(run.images)
-    tasks = measured_tasks(run, specs)
-    if tasks is None:
+    items = list(items if items is not None else dataset_items(run))
+    specs, labels = [item.spec for item in items], [item.label for item in items]
+    if items[0].task is None:
         channels = run.channels or run.task.input_channels
         images = [load_image(spec, run.size, channels) for spec in specs]  # every file is read before any compute
         shapes = {im.shape for im in images}
@@ -149,13 +180,13 @@ def run_dataset(run, out: str, *, config: dict[str, Any], devices=None, group_si
             gray = [lab for lab, im in zip(labels, images) if im.shape[-1] == 1]
             raise ImageError(f"the dataset mixes grayscale ({', '.join(gray[:5])}{'…' if len(gray) > 5 else ''}) "
                              "and colour images; pass --gray or --rgb")
-        shape = images[0].shape
-    else:  # measured data: files differ in size and coils, so each is a group of its own
-        for task in tasks:
-            task.check_file()  # every file is read before any compute
-        shape, group_size = None, 1  # the network is built for the first file's problem, once it is loaded
-    method = run.build_method(shape) if shape is not None else None
-    task_of = (lambda i: run.task) if tasks is None else tasks.__getitem__
+        method = run.build_method(images[0].shape)
+        groups = groups_of(len(items), group_size)
+    else:  # measured data: files differ in size and coils, so each is a group of its own (its parts one batch)
+        method = None  # built for the first file's problem, once it is loaded
+        sources = sorted({item.source for item in items})
+        groups = [[i for i, item in enumerate(items) if item.source == s] for s in sources]
+    task_of = lambda i: run.task if items[i].task is None else items[i].task  # noqa: E731
     os.makedirs(os.path.join(out, CHECKPOINTS), exist_ok=True)
     record = os.path.join(out, f".throughput-{process_index}.json")
     if os.path.exists(record):
@@ -165,16 +196,16 @@ def run_dataset(run, out: str, *, config: dict[str, Any], devices=None, group_si
     started = time.perf_counter()
     ran, compile_seconds, busy = 0, 0.0, {str(d): 0.0 for d in devices}
     per_device = {str(d): 0 for d in devices}
-    for g, group in enumerate(groups_of(len(specs), group_size)):
+    for g, group in enumerate(groups):
         if g % process_count != process_index:
             continue
         if all(os.path.isdir(os.path.join(out, labels[i])) for i in group):
             continue  # finished by an earlier run: reused as it is
-        if tasks is None:
+        if items[0].task is None:
             sub = dataclasses.replace(run, images=tuple(specs[i] for i in group))
             problems = sub.simulate([images[i] for i in group])
         else:
-            problems = [tasks[i].load_measured(degradation_key(run.seed, "measured"))[0] for i in group]
+            problems = [items[i].task.load_measured(degradation_key(run.seed, "measured"))[0] for i in group]
             if method is None:
                 method = run.build_method(tuple(problems[0].x_true.shape))
         checkpoint = os.path.join(out, CHECKPOINTS, f"group-{g:05d}.npz")

@@ -486,6 +486,24 @@ def test_the_slices_of_a_volume_run_as_one_batch_each_scored_against_its_own_sli
     assert main(["reconstruct", *options, "--slices", "5", "--out", str(tmp_path / "bad")]) == 2
     assert "has 3 slices" in capsys.readouterr().err
 
+    # dipjax dataset: each file's slices are one group, with the numbers the volume's reconstruct run gave
+    (tmp_path / "set").mkdir()
+    (tmp_path / "set" / "vol.h5").write_bytes(path.read_bytes())
+    dataset = ["dataset", *[o for o in options if o not in ("--kspace", str(path))], "--inputs", str(tmp_path / "set")]
+    assert main([*dataset, "--slices", "0", "--out", str(tmp_path / "set_out")]) == 0
+    summary = json.loads((tmp_path / "set_out" / "summary.json").read_text())
+    assert [r["image"] for r in summary["per_image"]] == [f"vol-slice{i}" for i in range(3)]
+    for i in range(3):
+        alone = json.loads((out / f"vol-slice{i}" / "metrics.json").read_text())
+        in_set = json.loads((tmp_path / "set_out" / f"vol-slice{i}" / "metrics.json").read_text())
+        assert in_set["config"]["task"]["slice"] == i and in_set["batch_size"] == 3
+        for key in ("psnr_input", "psnr_final", "psnr_fastmri_final"):
+            assert in_set[key] == alone[key], (i, key)
+    capsys.readouterr()
+    assert main(["reconstruct", *dataset[1:-2], "--image", "phantom", "--size", "32", "--slices", "2", "--out",
+                 str(tmp_path / "simulated")]) == 2
+    assert "applies to fastMRI files only" in capsys.readouterr().err
+
 
 def test_dicom_flag_is_an_image_file(tmp_path, capsys):
     """``--dicom FILE`` reads like ``--image FILE.dcm`` (a dry run: configuration only); a missing file exits 2."""

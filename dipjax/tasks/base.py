@@ -130,6 +130,11 @@ class TaskConfig:
         slice of the file), reconstructed together as one batch; ``[self]`` by default."""
         return [self]
 
+    def part_name(self) -> str:
+        """What tells this part of a measured-data file from the file's other :meth:`measured_parts`, for output
+        names (``mri``: ``slice7``)."""
+        return "part"
+
     def load_measured(self, key) -> tuple[Problem, str]:  # pragma: no cover - abstract
         """``(problem, label)`` of the measured data the task reads (``key`` draws a retrospective mask)."""
         raise NotImplementedError(f"task {self.name} does not read measured data")

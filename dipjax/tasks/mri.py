@@ -67,8 +67,8 @@ class MRIConfig(TaskConfig):
     kspace: str = option("", "fastMRI HDF5 file (multi-coil or single-coil): reconstruct slice --slice of it, "
                          "undersampled by the mask, instead of simulating from --image")
     slice: int = option(-1, "slice of --kspace (-1: the middle one)")
-    slices: int = option(1, "reconstruct this many neighbouring slices of --kspace, centred on --slice, together as "
-                         "one batch (0: every slice of the volume)")
+    slices: int = option(1, "reconstruct this many neighbouring slices of --kspace (of each file, in dipjax dataset), "
+                         "centred on --slice, together as one batch (0: every slice of the volume)")
 
     file_option: ClassVar[str | None] = "kspace"
     file_suffixes: ClassVar[tuple[str, ...]] = (".h5", ".hdf5")
@@ -80,7 +80,6 @@ class MRIConfig(TaskConfig):
         require(1 <= self.oversample <= 4, "oversample", f"must be 1, 2, 3 or 4, got {self.oversample}")
         require(self.slice >= -1, "slice", f"must be a slice index or -1, got {self.slice}")
         require(self.slices >= 0, "slices", f"must be a number of slices or 0 (all), got {self.slices}")
-        require(self.slices == 1 or self.kspace != "", "slices", "applies to a --kspace file only")
         require(self.kspace == "" or self.kspace.endswith(self.file_suffixes), "kspace",
                 f"must be a fastMRI HDF5 file (.h5), got {self.kspace!r}")
 
@@ -104,6 +103,9 @@ class MRIConfig(TaskConfig):
 
     def simulate(self, key, x_true) -> Problem:
         from skimage.transform import resize
+
+        require(self.slices == 1, "slices", "applies to fastMRI files only (--kspace FILE, or dipjax dataset over .h5 "
+                "files)")
 
         k_phase, k_mask, k_noise = jax.random.split(key, 3)
         img = np.asarray(x_true, np.float64)
@@ -170,6 +172,9 @@ class MRIConfig(TaskConfig):
             raise FastMRIError(f"--slices {count}: {self.kspace!r} has {sl.slices} slices")
         first = min(max(sl.index - (count - 1) // 2, 0), sl.slices - count)
         return [dataclasses.replace(self, slice=i, slices=1) for i in range(first, first + count)]
+
+    def part_name(self) -> str:
+        return f"slice{self.slice}"
 
     @staticmethod
     def _scale(kspace, mask) -> float:
