@@ -4,8 +4,9 @@ Images are float32 arrays in ``[0, 1]`` with shape ``(H, W, C)``, ``C`` = 1 (gra
 Nothing here touches the network: every named image ships inside the scikit-image or pydicom wheel.
 
 DICOM (``.dcm``, and the bundled ``mr_*``/``ct_*`` images): the stored values times ``RescaleSlope`` plus
-``RescaleIntercept`` (Hounsfield units for CT), min–max normalised to [0, 1] (as aSeqDIP's CT script normalises its
-slice); the normalisation is recorded nowhere else, so PSNRs are on that scale.
+``RescaleIntercept`` (Hounsfield units for CT; CT values below air's −1000 HU are clipped to it), min–max
+normalised to [0, 1] (as aSeqDIP's CT script normalises its slice); :func:`value_range` gives the range, and PSNRs
+are on that scale.
 """
 
 from __future__ import annotations
@@ -33,10 +34,15 @@ BUNDLED_DICOM = {
 
 FILE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".npy", ".dcm")
 
+#: Air in Hounsfield units, the least attenuation there is. Scanners write lower values (−1024, −2048, −3024 …)
+#: outside the reconstructed field of view: padding, not tissue (``ct_head`` holds −3040 HU there, one pixel
+#: −3995). Left in, min–max normalisation would put air at 0.52 instead of 0, so CT values are clipped to it first.
+AIR_HU = -1000.0
+
 
 def _dicom_values(path: str) -> tuple[np.ndarray, str]:
     """A DICOM slice's values in its modality's units (stored values × RescaleSlope + RescaleIntercept: Hounsfield
-    units for CT) as float64, and the units' name."""
+    units for CT, clipped below at :data:`AIR_HU`) as float64, and the units' name."""
     import warnings
 
     import pydicom
@@ -48,12 +54,14 @@ def _dicom_values(path: str) -> tuple[np.ndarray, str]:
     a = a * float(getattr(ds, "RescaleSlope", 1) or 1) + float(getattr(ds, "RescaleIntercept", 0) or 0)
     if a.ndim != 2:
         raise ImageError(f"{path!r} holds a {a.ndim}-D DICOM image; expected one 2-D slice")
-    return a, "HU" if getattr(ds, "Modality", "") == "CT" else "stored values × RescaleSlope + RescaleIntercept"
+    if getattr(ds, "Modality", "") == "CT":
+        return np.maximum(a, AIR_HU), "HU"
+    return a, "stored values × RescaleSlope + RescaleIntercept"
 
 
 def read_dicom(path: str) -> np.ndarray:
-    """A DICOM slice as float64 in [0, 1]: stored values × RescaleSlope + RescaleIntercept, then min–max normalised
-    (:func:`value_range` gives the range, to map an estimate back)."""
+    """A DICOM slice as float64 in [0, 1]: stored values × RescaleSlope + RescaleIntercept (CT: clipped below at
+    air's −1000 HU), then min–max normalised (:func:`value_range` gives the range, to map an estimate back)."""
     a, _ = _dicom_values(path)
     span = a.max() - a.min()
     return (a - a.min()) / span if span > 0 else np.zeros_like(a)
@@ -119,7 +127,8 @@ def _read(spec: str) -> np.ndarray:
             return read_dicom(spec)
         import imageio.v3 as iio
 
-        return np.asarray(iio.imread(spec))
+        # the plugin named, so a corrupt file is not probed by every backend (imageio's deprecated DICOM one warns)
+        return np.asarray(iio.imread(spec, plugin="tifffile" if spec.lower().endswith((".tif", ".tiff")) else "pillow"))
     except Exception as exc:  # unreadable or corrupt file: one actionable line
         first_line = (str(exc).splitlines() or [""])[0]
         raise ImageError(f"cannot read image file {spec!r}: {type(exc).__name__}: {first_line}") from None

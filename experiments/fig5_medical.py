@@ -12,9 +12,9 @@ Data (simulated; the survey's fastMRI knee and AAPM CT scans are not bundled): M
 random 4× mask with 8 % centre columns (12.5 % at 64²), complex noise σ = 5/255, coil maps known to the
 reconstruction (``--maps birdcage``; ESPIRiT calibrated on the 8–10 centre columns of a 64–128² image leaves a model
 error that least squares amplify: ``--maps espirit`` for the published size); CT from pydicom's head CT slice
-(``ct_head``, HU min–max normalised to [0, 1]) at 0.02 attenuation per pixel, 18 equispaced views, sinogram on a 2×
-finer grid, noiseless post-log (the survey's setting). PSNR of magnitudes inside the coil maps' support (MRI) / of
-the image (CT), data range 1.
+(``ct_head``, HU clipped below at air's −1000, then min–max normalised to [0, 1]) at 0.02 attenuation per pixel,
+18 equispaced views, sinogram on a 2× finer grid, noiseless post-log (the survey's setting). PSNR of magnitudes
+inside the coil maps' support (MRI) / of the image (CT), data range 1.
 
 Methods, each with its authors' preset for the task (``dipjax methods``) on networks resized by ``--width``, each
 for the same ``--steps`` (3000) network updates; ``--steps 0`` runs each method's published budget (DIP 5000 /

@@ -18,7 +18,8 @@ camera response compresses) nothing pulls the output back into the image range.
 over the J = 4 realizations, clipped gradients); every trace also records the PSNR of the input z and of x̄ (clipped
 to [0, 1]).
 
-Writes ``experiments/results/sg_dip_output_range/metrics.json`` (``--out``).
+Writes ``experiments/results/sg_dip_output_range/metrics.json`` (``--out``; results already there are replaced only
+with ``--overwrite``).
 """
 
 from __future__ import annotations
@@ -82,7 +83,10 @@ def main(argv=None) -> int:
     ap.add_argument("--width", type=int, default=32)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=OUT)
+    ap.add_argument("--overwrite", action="store_true", help="replace the results already in --out")
     args = ap.parse_args(argv)
+    if not args.overwrite and os.path.exists(os.path.join(args.out, "metrics.json")):
+        ap.error(f"{args.out} already holds results; pass --overwrite to replace them")
     from dipjax.xla_flags import apply_default_flags
 
     apply_default_flags()  # before the first JAX operation
@@ -90,7 +94,8 @@ def main(argv=None) -> int:
     from dipjax.report import write_json
 
     os.makedirs(args.out, exist_ok=True)
-    write_json(os.path.join(args.out, "metrics.json"), {"config": vars(args), "method": "sg_dip (the task's preset)",
+    config = {k: v for k, v in vars(args).items() if k != "overwrite"}
+    write_json(os.path.join(args.out, "metrics.json"), {"config": config, "method": "sg_dip (the task's preset)",
                                                         "traces": results})
     return 0
 

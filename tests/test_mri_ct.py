@@ -505,6 +505,24 @@ def test_the_slices_of_a_volume_run_as_one_batch_each_scored_against_its_own_sli
     assert "applies to fastMRI files only" in capsys.readouterr().err
 
 
+def test_a_ct_slice_is_normalised_from_air_not_from_its_padding():
+    """``ct_head`` holds about −3040 HU outside its field of view: the [0, 1] image is ``(max(HU, −1000) + 1000) /
+    (max + 1000)``, recomputed here from pydicom's pixels, so air is 0 (not 0.52, as min–max over the padding gave),
+    and its recorded value range starts at air."""
+    import os
+
+    import pydicom
+
+    from dipjax.data import read_dicom, value_range
+
+    path = os.path.join(os.path.dirname(pydicom.__file__), "data", "test_files", "693_J2KI.dcm")
+    ds = pydicom.dcmread(path)
+    hu = ds.pixel_array * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
+    assert hu.min() < -3000  # the padding this test is about
+    np.testing.assert_allclose(read_dicom(path), (np.maximum(hu, -1000) + 1000) / (hu.max() + 1000), atol=1e-12)
+    assert value_range("ct_head") == {"min": -1000.0, "max": hu.max(), "units": "HU"}
+
+
 def test_dicom_flag_is_an_image_file(tmp_path, capsys):
     """``--dicom FILE`` reads like ``--image FILE.dcm`` (a dry run: configuration only); a missing file exits 2."""
     import json
