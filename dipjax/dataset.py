@@ -132,7 +132,6 @@ def dataset_items(run) -> list[Item]:
         return [Item(spec, label, None, i) for i, (spec, label) in enumerate(zip(specs, labels))]
     items = []
     for i, (spec, label, task) in enumerate(zip(specs, labels, tasks)):
-        task.check_file()
         parts = task.measured_parts()
         items += [Item(spec, label if len(parts) == 1 else f"{label}-{part.part_name()}", part, i) for part in parts]
     return items

@@ -543,8 +543,11 @@ def test_dicom_flag_is_an_image_file(tmp_path, capsys):
 def test_a_folder_of_fastmri_files_is_a_dataset(tmp_path, capsys):
     """`dipjax dataset --task mri --inputs FOLDER` reconstructs every .h5 file of it (files of different sizes, one
     group each) with the numbers `dipjax reconstruct --kspace FILE` gives that file, scored against each file's RSS;
-    a folder mixing files and images is refused with one line."""
+    a folder mixing files and images, or holding a file that cannot be used, is refused with one line before any
+    compute."""
     import json
+
+    import h5py
 
     from dipjax.cli import main
     from dipjax.fastmri import write_fastmri
@@ -572,3 +575,10 @@ def test_a_folder_of_fastmri_files_is_a_dataset(tmp_path, capsys):
     assert main(["dataset", "--task", "mri", "--inputs", str(data), "--out", str(tmp_path / "mixed")] + net) == 2
     err = capsys.readouterr().err.strip()
     assert "mixes mri data files" in err and len(err.splitlines()) == 1 and not (tmp_path / "mixed").exists()
+    # every file is read before any compute: an unusable second file is refused before the first one runs
+    (data / "c.png").unlink()
+    with h5py.File(data / "z.h5", "w") as f:
+        f.create_dataset("kspace", data=np.zeros((1, 8, 8), np.float32))
+    assert main(["dataset", "--task", "mri", "--inputs", str(data), "--out", str(tmp_path / "bad")] + net) == 2
+    err = capsys.readouterr().err.strip()
+    assert "must be complex" in err and len(err.splitlines()) == 1 and not (tmp_path / "bad").exists()

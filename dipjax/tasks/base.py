@@ -121,13 +121,10 @@ class TaskConfig:
             raise ValueError(f"task {self.name} reads no measured-data files")
         return dataclasses.replace(self, **{self.file_option: path})
 
-    def check_file(self) -> None:
-        """Read the measured-data file the task names (``FastMRIError`` when it cannot be used); nothing to do for a
-        task that simulates."""
-
     def measured_parts(self) -> list["TaskConfig"]:
         """The items of measured data this task reads, each as a task that reads one (``mri --slices``: one per
-        slice of the file), reconstructed together as one batch; ``[self]`` by default."""
+        slice of the file), reconstructed together as one batch; ``[self]`` by default. A task that reads a file
+        reads it here, so that a file it cannot use (``FastMRIError``) is refused before any compute."""
         return [self]
 
     def part_name(self) -> str:

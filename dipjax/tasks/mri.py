@@ -156,17 +156,16 @@ class MRIConfig(TaskConfig):
     def _slice(self) -> FastMRISlice:
         return read_fastmri(self.kspace, self.slice)
 
-    def check_file(self) -> None:
-        if self.reads_file():
-            self.measured_parts()
-
     def measured_parts(self) -> list["MRIConfig"]:
         """One task per slice of ``--slices``: the ``--slices`` neighbours of ``--slice`` (the middle one by
         default), shifted to fit inside the volume, or every slice with ``--slices 0``. A volume's slices share the
-        grid, the coils and the mask (one key), so they run as one batch."""
-        if not self.reads_file() or self.slices == 1:
+        grid, the coils and the mask (one key), so they run as one batch. The file is read here, one slice at
+        ``--slices 1`` too."""
+        if not self.reads_file():
             return [self]
         sl = self._slice()
+        if self.slices == 1:
+            return [self]
         count = sl.slices if self.slices == 0 else self.slices
         if count > sl.slices:
             raise FastMRIError(f"--slices {count}: {self.kspace!r} has {sl.slices} slices")
