@@ -200,16 +200,30 @@ def _update(method, monitor, state, mstate, problem, run_key, t):
 
 
 @functools.lru_cache(maxsize=32)
+def _traced_once(method, monitor):
+    """The method's and monitor's start and one update as jitted functions, shared by :func:`_metric_names` and the
+    step programs: JAX caches a jitted function's trace by its argument types, so the network is traced once for
+    the names and again only if the programs call it with other types (nested, the programs compile as before)."""
+    def start(key, problem):
+        state = method.init(key, problem)
+        return state, monitor.init(_view(method, state, problem, -1))
+
+    def update(state, mstate, problem, run_key, t):
+        return _update(method, monitor, state, mstate, problem, run_key, t)
+
+    return jax.jit(start), jax.jit(update)
+
+
+@functools.lru_cache(maxsize=32)
 def _metric_names(method, monitor, abstract_problem) -> tuple[str, ...]:
     """The scalars one step records (the method's ``info`` and the monitor's metrics), by abstract evaluation."""
-    problem = abstract_problem.value
+    start, update = _traced_once(method, monitor)
 
     def one_step(key, problem):
-        state = method.init(key, problem)
-        mstate = monitor.init(_view(method, state, problem, -1))
-        return _update(method, monitor, state, mstate, problem, key, 0)[2]
+        state, mstate = start(key, problem)
+        return update(state, mstate, problem, key, jnp.asarray(0, jnp.int32))[2]
 
-    return tuple(sorted(jax.eval_shape(one_step, jax.random.key(0), problem)))
+    return tuple(sorted(jax.eval_shape(one_step, jax.random.key(0), abstract_problem.value)))
 
 
 #: Entries of the device history buffer (at least ``sync_every``): the step programs do not depend on how often the
@@ -220,13 +234,14 @@ HISTORY_BUFFER = 100
 @functools.lru_cache(maxsize=32)
 def _step_functions(method, monitor, buffer: int, names: tuple[str, ...]):
     """The un-jitted single-image init and step (one pair per configuration, so jit caches stay valid)."""
+    start, update = _traced_once(method, monitor)
+
     def init_one(key, problem):
-        state = method.init(key, problem)
-        mstate = monitor.init(_view(method, state, problem, -1))
+        state, mstate = start(key, problem)
         return Carry(state, mstate, {k: jnp.zeros((buffer,), jnp.float32) for k in names})
 
     def step_one(carry, problem, run_key, t):
-        state, mstate, metrics = _update(method, monitor, carry.state, carry.monitor, problem, run_key, t)
+        state, mstate, metrics = update(carry.state, carry.monitor, problem, run_key, t)
         slot = t % buffer
         return Carry(state, mstate, {k: carry.history[k].at[slot].set(metrics[k]) for k in names})
 
@@ -342,7 +357,7 @@ def clear_caches() -> None:
     XLA executable holds code and a few memory mappings, and a long session that compiles thousands of programs can
     run into the kernel's limit on mappings."""
     _EXECUTABLES.clear()
-    for cached in (_metric_names, _step_functions, _cached_program, _scan_program):
+    for cached in (_traced_once, _metric_names, _step_functions, _cached_program, _scan_program):
         cached.cache_clear()
     jax.clear_caches()
 

@@ -1,5 +1,6 @@
 """The engine and vanilla DIP: batching semantics, strategies, keys, history, oracle peak, monitors, own loops."""
 
+import collections
 import dataclasses
 from typing import NamedTuple
 
@@ -117,6 +118,41 @@ def test_compile_time_reported_once_per_configuration():
     again = reconstruct(method, p, jax.random.key(1), 5)  # other key and length: same program
     longer = reconstruct(method, p, jax.random.key(1), 60, sync_every=7)  # syncing more often: same program
     assert first.compile_seconds > 0.1 and again.compile_seconds == 0.0 and longer.compile_seconds == 0.0
+
+
+TRACES: collections.Counter = collections.Counter()
+
+
+@dataclasses.dataclass(frozen=True)
+class CountingDIP(DIP):
+    """DIP that counts how often JAX traces its ``init`` and ``step`` (Python runs them only while tracing)."""
+
+    name: str = "counting-dip"
+
+    def init(self, key, problem):
+        TRACES["init"] += 1
+        return super().init(key, problem)
+
+    def step(self, state, problem, key):
+        TRACES["step"] += 1
+        return super().step(state, problem, key)
+
+
+def test_the_network_is_traced_once_per_configuration():
+    """Tracing a network is a second or more of Python per configuration, paid by every test and every run: the
+    metric names, the init program, the one-step and scan programs, and their vmapped forms share one trace of
+    ``init`` and one of ``step`` (lowered here, not compiled: tracing is what is counted)."""
+    probs = _problems(size=16, names=["camera", "moon"])
+    method = CountingDIP(network=skip_net(out_channels=1, width=2, scales=1))
+    monitor, key = default_monitors(track_ssim=False), jax.random.key(0)
+    TRACES.clear()
+    for problem, keys, vmapped in [(probs[0], key, False),
+                                   (stack_problems(probs).replace(batch_size=None), jax.random.split(key), True)]:
+        prog = make_program(method, monitor, problem, vmapped=vmapped)
+        carry = jax.eval_shape(prog.init, keys, problem)
+        for program in (prog.step, prog.scan(4)):
+            program.lower(carry, problem, keys, np.int32(0))
+    assert dict(TRACES) == {"init": 1, "step": 1}
 
 
 @dataclasses.dataclass(frozen=True)
