@@ -50,9 +50,12 @@ def pytest_sessionfinish(session):
 
 def main() -> None:
     stats: dict[str, dict[str, float]] = {}
-    for path in sorted(glob.glob(os.path.join(OUT, "*.json"))):
-        with open(path) as f:
-            stats.update(json.load(f))
+    for path in sorted(glob.glob(os.path.join(OUT, "*.json"))):  # one file per process: add them up (every worker
+        with open(path) as f:                                          # records its own collection, for one)
+            for test, counts in json.load(f).items():
+                merged = stats.setdefault(test, {})
+                for k, v in counts.items():
+                    merged[k] = merged.get(k, 0) + v
     if not stats:
         raise SystemExit(f"no recorded run in {OUT}; record one with: PYTHONPATH=experiments python -m pytest -p "
                          "suite_compile_events")
