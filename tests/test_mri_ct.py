@@ -513,9 +513,9 @@ def test_a_ct_slice_is_normalised_from_air_not_from_its_padding():
 
     import pydicom
 
-    from dipjax.data import read_dicom, value_range
+    from dipjax.data import BUNDLED_DICOM, read_dicom, value_range
 
-    path = os.path.join(os.path.dirname(pydicom.__file__), "data", "test_files", "693_J2KI.dcm")
+    path = os.path.join(os.path.dirname(pydicom.__file__), "data", "test_files", BUNDLED_DICOM["ct_head"][0])
     ds = pydicom.dcmread(path)
     hu = ds.pixel_array * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
     assert hu.min() < -3000  # the padding this test is about
