@@ -5,7 +5,9 @@
 
 Every pytest process (the controller and each pytest-xdist worker) listens to JAX's duration events
 (``jax.monitoring``): backend compilation, tracing to a jaxpr and lowering to MLIR, and charges each to the test
-running at the time. At the end each process writes ``<pid>.json`` into ``$DIPJAX_COMPILE_EVENTS`` (default
+running at the time, and each backend compilation also to the name of the function compiled (``jit(step_one)``,
+``jit(multiply)``: the engine's programs against eager operations). At the end each process writes ``<pid>.json``
+(per test) and ``<pid>.functions.json`` (per function) into ``$DIPJAX_COMPILE_EVENTS`` (default
 ``experiments/results/suite_compile_events/``). CLI runs the tests start in subprocesses are not counted. Measured
 with it: backend compilation is about two-thirds of the suite's worker time (README, the paragraph under the test command).
 """
@@ -20,16 +22,24 @@ OUT = os.environ.get("DIPJAX_COMPILE_EVENTS",
                      os.path.join(os.path.dirname(__file__), "results", "suite_compile_events"))
 EVENTS = {"/jax/core/compile/backend_compile_duration": "compile", "/jax/core/compile/jaxpr_trace_duration": "trace",
           "/jax/core/compile/jaxpr_to_mlir_module_duration": "lower"}
+FUNCTIONS = ".functions.json"
 _STATS: dict[str, dict[str, float]] = {}
+_BY_FUNCTION: dict[str, dict[str, float]] = {}
 _CURRENT = ["(collection)"]
 
 
-def _listener(event, duration, **_):
+def _add(stats: dict, key: str, kind: str, duration: float) -> None:
+    s = stats.setdefault(key, {})
+    s[kind] = s.get(kind, 0.0) + duration
+    s[kind + "_n"] = s.get(kind + "_n", 0) + 1
+
+
+def _listener(event, duration, fun_name=None, **_):
     kind = EVENTS.get(event)
     if kind:
-        s = _STATS.setdefault(_CURRENT[0], {})
-        s[kind] = s.get(kind, 0.0) + duration
-        s[kind + "_n"] = s.get(kind + "_n", 0) + 1
+        _add(_STATS, _CURRENT[0], kind, duration)
+        if kind == "compile":
+            _add(_BY_FUNCTION, str(fun_name), kind, duration)
 
 
 def pytest_configure(config):
@@ -44,18 +54,27 @@ def pytest_runtest_setup(item):
 
 def pytest_sessionfinish(session):
     os.makedirs(OUT, exist_ok=True)
-    with open(os.path.join(OUT, f"{os.getpid()}.json"), "w") as f:
-        json.dump(_STATS, f, indent=0, sort_keys=True)
+    for suffix, stats in ((".json", _STATS), (FUNCTIONS, _BY_FUNCTION)):
+        with open(os.path.join(OUT, f"{os.getpid()}{suffix}"), "w") as f:
+            json.dump(stats, f, indent=0, sort_keys=True)
+
+
+def _merged(paths) -> dict[str, dict[str, float]]:
+    """One file per process, added up (every worker records its own collection, for one)."""
+    stats: dict[str, dict[str, float]] = {}
+    for path in sorted(paths):
+        with open(path) as f:
+            for key, counts in json.load(f).items():
+                merged = stats.setdefault(key, {})
+                for k, v in counts.items():
+                    merged[k] = merged.get(k, 0) + v
+    return stats
 
 
 def main() -> None:
-    stats: dict[str, dict[str, float]] = {}
-    for path in sorted(glob.glob(os.path.join(OUT, "*.json"))):  # one file per process: add them up (every worker
-        with open(path) as f:                                          # records its own collection, for one)
-            for test, counts in json.load(f).items():
-                merged = stats.setdefault(test, {})
-                for k, v in counts.items():
-                    merged[k] = merged.get(k, 0) + v
+    paths = glob.glob(os.path.join(OUT, "*.json"))
+    stats = _merged(p for p in paths if not p.endswith(FUNCTIONS))
+    functions = _merged(p for p in paths if p.endswith(FUNCTIONS))
     if not stats:
         raise SystemExit(f"no recorded run in {OUT}; record one with: PYTHONPATH=experiments python -m pytest -p "
                          "suite_compile_events")
@@ -64,6 +83,10 @@ def main() -> None:
           f"{totals['trace']:.0f} s, lowering {totals['lower']:.0f} s")
     for test, s in sorted(stats.items(), key=lambda kv: -kv[1].get("compile", 0))[:30]:
         print(f"{s.get('compile', 0):7.1f} s  {s.get('compile_n', 0):4.0f} compilations  {test}")
+    if functions:  # recorded since the per-function split was added
+        print("\nby function compiled (the 20 costliest):")
+        for name, s in sorted(functions.items(), key=lambda kv: -kv[1]["compile"])[:20]:
+            print(f"{s['compile']:7.1f} s  {s['compile_n']:4.0f} compilations  {name}")
 
 
 if __name__ == "__main__":

@@ -176,9 +176,9 @@ class RawOutputPSNR:
 def test_dip_denoises_and_ema_smooths():
     """One run with an output EMA (compiled once): the raw network outputs denoise, and their average, the
     estimate, fluctuates far less from step to step than they do."""
-    p = _problems(size=64, names=["camera"])[0]
+    p = _problems(names=["camera"])[0]
     input_psnr = peak_signal_noise_ratio(np.asarray(p.x_true), np.asarray(p.y), data_range=1)
-    r = reconstruct(_dip(width=16, scales=4, output_ema=0.99), p, jax.random.key(0), 200,
+    r = reconstruct(_dip(output_ema=0.99), p, jax.random.key(0), 200,
                     monitor=chain(default_monitors(track_ssim=False), RawOutputPSNR()))
     raw, averaged = r.history["psnr_raw"], r.history["psnr"]
     reference = [peak_signal_noise_ratio(np.asarray(p.x_true), np.clip(np.asarray(r.state.out), 0, 1), data_range=1)]

@@ -98,7 +98,7 @@ def test_stopper_in_the_engine_returns_the_history_iterate():
     x = load_image("camera", 32, channels=1)
     prob = make_problem(jax.random.key(0), Denoising(in_shape=x.shape), x,
                         lambda k, y: gaussian_noise(k, y, 25 / 255, (0, 1)))
-    method = DIP(network=skip_net(out_channels=1, width=8, scales=4))
+    method = DIP(network=skip_net(out_channels=1, width=8, scales=2))
     r = reconstruct(method, prob, jax.random.key(1), 50,
                     stopper=ExponentialMovingVariance(burn_in=5, patience=10, returns="iterate"))
     assert 5 <= int(r.iter_stop) <= 50
