@@ -179,7 +179,7 @@ def test_every_registered_method_runs_from_the_cli_on_the_nonlinear_tasks(tmp_pa
 
 def test_oes_mask_transfers_from_the_cli(tmp_path, capsys):
     base = ["reconstruct", "--task", "denoise", "--size", "32", "--gray", "--steps", "2", "--no-progress",
-            "--no-ssim", "--method", "oes", "--scales", "2"]
+            "--no-ssim", "--method", "oes", "--scales", "1"]
     assert main(base + ["--image", "camera", "--oes-mask-steps", "3", "--out", str(tmp_path / "a")]) == 0
     m = json.loads((tmp_path / "a" / "camera" / "metrics.json").read_text())
     assert m["mask_steps"] == 3 and m["config"]["hyperparameters"]["mask_steps"] == 3

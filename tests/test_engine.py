@@ -48,7 +48,7 @@ def test_vmap_batch_matches_single_runs_statistically():
     step (the initial network's loss) agrees to rounding — 6e-4 relative on an H200, whose float32 convolutions
     round to TF32 — and after 100 steps the per-image PSNRs agree on average (trajectories are chaotic at the
     rounding level: Adam's first update is ±lr wherever a gradient's sign flips, see README)."""
-    probs, method = _problems(), _dip()
+    probs, method = _problems(names=NAMES[:2]), _dip()  # two images: the vmapped programs of test_strategies_agree
     batch = reconstruct(method, stack_problems(probs), jax.random.key(7), 100, batch="vmap")
     singles = [reconstruct(method, p, jax.random.key(7), 100) for p in probs]
     first = np.array([s.history["loss"][0] for s in singles])

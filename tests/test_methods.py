@@ -139,7 +139,7 @@ def test_conv_decoder_sizes_and_fit():
 
 def test_oes_mask_density_pruned_weights_stay_zero_save_load_and_transfer(tmp_path):
     p = _problem()
-    net = oes_network(1, levels=2)
+    net = oes_network(1, levels=1)
     stage1 = OESMaskLearning(network=net, sparsity=0.1)
     s = _steps(stage1, p, 3)[-1]
     assert not np.allclose(jax.tree_util.tree_leaves(s.logits)[0], 0)  # logits learn
@@ -176,7 +176,7 @@ def test_oes_mask_density_pruned_weights_stay_zero_save_load_and_transfer(tmp_pa
 
 def test_oes_kernel_scope_keeps_biases_and_batchnorm_dense():
     p = _problem()
-    stage1 = OESMaskLearning(network=oes_network(1, levels=2), sparsity=0.1, prune="kernels")
+    stage1 = OESMaskLearning(network=oes_network(1, levels=1), sparsity=0.1, prune="kernels")
     s = _steps(stage1, p, 2)[-1]
     named = traverse_util.flatten_dict(s.logits)
     assert all(np.all(np.asarray(v) == 0) for k, v in named.items() if k[-1] != "kernel")  # no gradient, no KL

@@ -118,7 +118,7 @@ def test_stoppers_watch_the_raw_network_output_not_the_average():
     x = load_image("camera", 32, channels=1)
     prob = make_problem(jax.random.key(0), Denoising(in_shape=x.shape), x,
                         lambda k, y: gaussian_noise(k, y, 25 / 255, (0, 1)))
-    net = skip_net(out_channels=1, width=4, scales=2)
+    net = skip_net(out_channels=1, width=4, scales=1)
     rule = WindowedMovingVariance(window=2, patience=100)
     averaged = reconstruct(DIP(network=net, output_ema=0.9), prob, jax.random.key(1), 8, stopper=rule)
     raw = reconstruct(DIP(network=net), prob, jax.random.key(1), 8, stopper=rule)
