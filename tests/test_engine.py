@@ -253,7 +253,7 @@ def test_own_loop_with_the_jitted_programs_equals_reconstruct():
 
 
 def test_monitors_compose_and_record_what_they_name():
-    p, method = _problems(names=["camera"])[0], _dip(width=4, scales=2)
+    p, method = _problems(names=["camera"])[0], _dip(width=4, scales=1)
     r = reconstruct(method, p, jax.random.key(0), 12, monitor=chain(ImageQuality(ssim=False), OraclePeak()))
     assert set(r.history) == {"loss", "psnr"}
     r = reconstruct(method, p.replace(x_true=None), jax.random.key(0), 12)  # no truth: no quality, no oracle

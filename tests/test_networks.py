@@ -85,7 +85,7 @@ def _random_draws(fn, *args) -> int:
 def test_init_params_gives_network_init_with_the_weights_drawn_together(name):
     """``init_params`` gives ``network.init``'s variables bit for bit (jitted, and vmapped over keys), with the
     weights drawn in a few ``random_bits`` calls (per kind, within a size ratio) instead of one each."""
-    nets = {"skip": skip_net(3, width=8, scales=3), "skip_normal002": skip_net(1, 8, 2, weight_init="normal002"),
+    nets = {"skip": skip_net(3, width=8, scales=2), "skip_normal002": skip_net(1, 8, 2, weight_init="normal002"),
             "skip_lecun": skip_net(1, 8, 2, weight_init="lecun"), "unet": UNet(2, 2, features=(8, 16, 16)),
             "deep_decoder": deep_decoder(3, k=8, layers=3), "conv_decoder": conv_decoder((32, 32), 2, channels=8)}
     net = nets[name]
