@@ -1,7 +1,7 @@
 """Where the test suite's time goes: a pytest plugin that adds up JAX's compile events per test.
 
     PYTHONPATH=experiments python -m pytest -p suite_compile_events   # the README's test command, recorded
-    python experiments/suite_compile_events.py                         # totals and the 30 most compiling tests
+    python experiments/suite_compile_events.py                         # totals, the costliest tests and functions
 
 Every pytest process (the controller and each pytest-xdist worker) listens to JAX's duration events
 (``jax.monitoring``): backend compilation, tracing to a jaxpr and lowering to MLIR, and charges each to the test
